@@ -1,0 +1,18 @@
+# The two commands a new user runs are `make demo` and `make test` (see README.md).
+.PHONY: demo test bench build
+
+build:
+	cargo build --bins
+
+# A GPU container through the hook: the real driver when one is loaded, else a simulated one.
+demo: build
+	bash scripts/demo.sh
+
+# Every test: unit tests, then the runc integration tests (need root, runc, busybox-static, gcc).
+test:
+	CI=$${CI:-} cargo test --all-targets
+
+# The hook's wall time for 1 and 8 simulated GPUs with all capabilities (root, runc).
+bench:
+	cargo build --release --bins
+	bash scripts/bench-hook.sh target/release/gpuhook

@@ -1,0 +1,108 @@
+//! Device cgroup: let the container open the device nodes it was given.
+//!
+//! cgroup v1: one `c MAJOR:MINOR rw` line per node in the container's `devices.allow`.
+//! cgroup v2: device access is decided by eBPF programs attached to the container's cgroup,
+//! all of which must allow; see [`super::bpf`].
+
+use std::path::{Path, PathBuf};
+
+use super::{bpf, ApplyError};
+use crate::plan::DeviceRule;
+
+/// Where the container's device rules live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceCgroup {
+    /// The v1 `devices` controller directory.
+    V1(PathBuf),
+    /// The unified (v2) cgroup directory.
+    V2(PathBuf),
+}
+
+/// Reads `/proc/<pid>/cgroup` (lines `id:controllers:path`) into the container's device
+/// cgroup. A v1 `devices` line wins over the v2 line (hybrid hosts manage devices in v1).
+pub fn parse_proc_cgroup(text: &str, cgroup_root: &Path) -> Option<DeviceCgroup> {
+    let mut unified = None;
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let relative = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == "devices") {
+            return Some(DeviceCgroup::V1(cgroup_root.join("devices").join(relative)));
+        }
+        if id == "0" && controllers.is_empty() {
+            unified = Some(DeviceCgroup::V2(cgroup_root.join(relative)));
+        }
+    }
+    unified
+}
+
+pub fn container_cgroup(pid: i32, cgroup_root: &Path) -> Result<DeviceCgroup, ApplyError> {
+    let path = PathBuf::from(format!("/proc/{pid}/cgroup"));
+    let text = std::fs::read_to_string(&path).map_err(|e| ApplyError::Gone { pid, source: e })?;
+    parse_proc_cgroup(&text, cgroup_root).ok_or(ApplyError::Cgroup {
+        path,
+        message: "no devices (v1) or unified (v2) cgroup listed".into(),
+    })
+}
+
+pub fn allow_devices(cgroup: &DeviceCgroup, rules: &[DeviceRule]) -> Result<(), ApplyError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    match cgroup {
+        DeviceCgroup::V1(dir) => {
+            let allow = dir.join("devices.allow");
+            for rule in rules {
+                // One rule per write: the kernel parses a single rule per write(2).
+                std::fs::write(&allow, format!("c {}:{} rw", rule.major, rule.minor)).map_err(
+                    |e| ApplyError::Cgroup {
+                        path: allow.clone(),
+                        message: e.to_string(),
+                    },
+                )?;
+            }
+            Ok(())
+        }
+        DeviceCgroup::V2(dir) => bpf::allow_devices(dir, rules),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_devices_line_is_used() {
+        let text = "12:devices:/user.slice/ctr\n11:cpu,cpuacct:/x\n0::/user.slice\n";
+        assert_eq!(
+            parse_proc_cgroup(text, Path::new("/sys/fs/cgroup")),
+            Some(DeviceCgroup::V1(PathBuf::from(
+                "/sys/fs/cgroup/devices/user.slice/ctr"
+            )))
+        );
+    }
+
+    #[test]
+    fn v2_only_host() {
+        let text = "0::/system.slice/docker-abc.scope\n";
+        assert_eq!(
+            parse_proc_cgroup(text, Path::new("/sys/fs/cgroup")),
+            Some(DeviceCgroup::V2(PathBuf::from(
+                "/sys/fs/cgroup/system.slice/docker-abc.scope"
+            )))
+        );
+    }
+
+    #[test]
+    fn nothing_usable() {
+        assert_eq!(parse_proc_cgroup("", Path::new("/c")), None);
+        assert_eq!(
+            parse_proc_cgroup("garbage\n3:cpu:/x\n", Path::new("/c")),
+            None
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! The apply stage for the OCI hook (legacy mode): make a plan real inside a container that
+//! runc has created but not yet started.
+//!
+//! Order matters for safety and for cleanup:
+//! 1. on the host: open every source as a detached mount with its final flags, build the
+//!    `/proc/driver/nvidia` mask, open the host ldconfig, add the device cgroup rules;
+//! 2. enter the container's mount namespace and attach each mount onto a target resolved
+//!    inside the rootfs;
+//! 3. rebuild the container's ld cache.
+//!
+//! All mounts live in the container's mount namespace and vanish with it. If anything fails,
+//! the placeholder files and directories this run created in the rootfs are removed.
+
+mod bpf;
+pub mod cgroup;
+pub mod ldconfig;
+mod mount;
+pub mod rootfs;
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+
+use crate::config::Config;
+use crate::plan::{ContainerLayout, InjectionPlan, MountKind};
+use mount::DetachedMount;
+use rootfs::{Rootfs, TargetType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("cannot {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "container process {pid} is gone (did the container exit before its hooks ran?): {source}"
+    )]
+    Gone { pid: i32, source: std::io::Error },
+    #[error("{path} in the container {problem}; gpuhook will not mount over it")]
+    Target { path: PathBuf, problem: String },
+    #[error("device cgroup {path}: {message}; set hook.no-cgroups = true if the runtime manages device rules")]
+    Cgroup { path: PathBuf, message: String },
+    #[error("ld cache update: {message}")]
+    Ldconfig { message: String },
+}
+
+impl ApplyError {
+    fn io(what: String, errno: rustix::io::Errno) -> ApplyError {
+        ApplyError::Io {
+            what,
+            source: errno.into(),
+        }
+    }
+}
+
+/// The container being changed: runc's init process and its rootfs path.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub pid: i32,
+    pub rootfs: PathBuf,
+}
+
+/// Reads the library layout from the image (host-side view of its rootfs).
+pub fn container_layout(rootfs: &Path) -> Result<ContainerLayout, ApplyError> {
+    let root = Rootfs::open(rootfs)?;
+    Ok(ContainerLayout::for_rootfs(
+        root.exists(Path::new("/etc/debian_version")),
+    ))
+}
+
+/// Makes `plan` real in `container`.
+pub fn apply(
+    plan: &InjectionPlan,
+    container: &Container,
+    config: &Config,
+) -> Result<(), ApplyError> {
+    let host_ns = File::open("/proc/self/ns/mnt").map_err(|e| ApplyError::Io {
+        what: "open the host mount namespace".into(),
+        source: e,
+    })?;
+    let container_ns = File::open(format!("/proc/{}/ns/mnt", container.pid)).map_err(|source| {
+        ApplyError::Gone {
+            pid: container.pid,
+            source,
+        }
+    })?;
+
+    // 1. Host side.
+    let mounts = plan
+        .mounts
+        .iter()
+        .map(|m| Ok((m, DetachedMount::bind(&m.host_path, m.kind)?)))
+        .collect::<Result<Vec<_>, ApplyError>>()?;
+    // The container's procfs shows the host kernel's /proc/driver: cover `nvidia` there, or
+    // all of `/proc/driver` when the kernel has none (a driver simulated by config).
+    let kernel_has_proc_nvidia = Path::new("/proc/driver/nvidia").is_dir();
+    let proc_mask = DetachedMount::proc_driver_view(&plan.proc_driver, !kernel_has_proc_nvidia)?;
+    let proc_target = if kernel_has_proc_nvidia {
+        "/proc/driver/nvidia"
+    } else {
+        "/proc/driver"
+    };
+    let ldconfig = match plan.ldcache_dirs.is_empty() {
+        true => None,
+        false => Some(ldconfig::HostLdconfig::open(config.host_ldconfig())?),
+    };
+    if !config.hook.no_cgroups && !plan.device_rules.is_empty() {
+        let cgroup = cgroup::container_cgroup(container.pid, &config.hook.cgroup_root)?;
+        cgroup::allow_devices(&cgroup, &plan.device_rules)?;
+    }
+
+    // 2. and 3. Inside the container's mount namespace. A process sharing its filesystem
+    // context with other threads cannot change mount namespace: unshare it first.
+    nix::sched::unshare(CloneFlags::CLONE_FS).map_err(|e| ApplyError::Io {
+        what: "unshare the filesystem context".into(),
+        source: e.into(),
+    })?;
+    enter(&container_ns, container.pid)?;
+    let mut rootfs = Rootfs::open(&container.rootfs)?;
+    let result =
+        attach_all(&mut rootfs, &mounts, &proc_mask, Path::new(proc_target)).and_then(|()| {
+            ldconfig
+                .as_ref()
+                .map_or(Ok(()), |l| l.run(&container.rootfs, &plan.ldcache_dirs))
+        });
+    if result.is_err() {
+        let created = rootfs.take_created();
+        drop(rootfs);
+        if enter(&host_ns, container.pid).is_ok() {
+            rootfs::remove_created(&container.rootfs, &created);
+        }
+    }
+    result
+}
+
+fn enter(namespace: &File, pid: i32) -> Result<(), ApplyError> {
+    nix::sched::setns(namespace.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|e| ApplyError::Io {
+        what: format!("enter the mount namespace of container process {pid}"),
+        source: e.into(),
+    })
+}
+
+fn attach_all(
+    rootfs: &mut Rootfs,
+    mounts: &[(&crate::plan::MountEntry, DetachedMount)],
+    proc_mask: &DetachedMount,
+    proc_target: &Path,
+) -> Result<(), ApplyError> {
+    for (entry, detached) in mounts {
+        let wanted = match entry.kind {
+            MountKind::Ipc if entry.host_path.is_dir() => TargetType::Directory,
+            _ => TargetType::NonDirectory,
+        };
+        let target = rootfs.mount_target(&entry.container_path, wanted)?;
+        detached.attach(&target, &entry.container_path)?;
+    }
+    let target = rootfs::proc_mask_target(rootfs, proc_target)?;
+    proc_mask.attach(&target, proc_target)
+}

@@ -1,0 +1,252 @@
+//! The container's rootfs, reached only through a directory fd and `openat2(RESOLVE_IN_ROOT)`:
+//! every path is resolved as if the rootfs were `/`, so no symlink in the (hostile) image can
+//! send a mount or a write outside it. What gets created is recorded so a failed run can take
+//! it back.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::ApplyError;
+use crate::inventory::resolve_in_root;
+
+/// What must be at a mount target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetType {
+    /// Anything but a directory (an empty regular file is created when absent).
+    NonDirectory,
+    Directory,
+}
+
+/// Filesystems a bind mount must never land on through a symlink in the image.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+pub struct Rootfs {
+    path: PathBuf,
+    fd: OwnedFd,
+    /// Paths (inside the rootfs) this run created, in creation order.
+    created: Vec<(PathBuf, TargetType)>,
+}
+
+impl Rootfs {
+    pub fn open(path: &Path) -> Result<Rootfs, ApplyError> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ApplyError::io(format!("open the container rootfs {}", path.display()), e))?;
+        Ok(Rootfs {
+            path: path.to_path_buf(),
+            fd,
+            created: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Whether `inner` exists (following symlinks inside the rootfs).
+    pub fn exists(&self, inner: &Path) -> bool {
+        resolve_in_root(&self.fd, inner).is_ok()
+    }
+
+    /// Opens the mount target `inner`, creating it (and missing parent directories) when
+    /// absent. The returned `O_PATH` fd is what gets mounted on: never a re-resolved string.
+    pub fn mount_target(
+        &mut self,
+        inner: &Path,
+        wanted: TargetType,
+    ) -> Result<OwnedFd, ApplyError> {
+        let inner = normalized(inner)?;
+        let fd = match resolve_in_root(&self.fd, &inner) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                let parent = inner.parent().unwrap_or(Path::new("/"));
+                let name = inner.file_name().ok_or_else(|| ApplyError::Target {
+                    path: inner.clone(),
+                    problem: "has no file name".into(),
+                })?;
+                let parent_fd = self.directory(parent)?;
+                self.create(&parent_fd, name, &inner, wanted)?;
+                resolve_in_root(&self.fd, &inner).map_err(|e| {
+                    ApplyError::io(format!("open {} in the container", inner.display()), e)
+                })?
+            }
+            Err(e) => {
+                return Err(ApplyError::io(
+                    format!("resolve {} in the container", inner.display()),
+                    e,
+                ))
+            }
+        };
+        check_target(&fd, &inner, wanted)?;
+        Ok(fd)
+    }
+
+    /// Opens the directory `inner`, creating missing components one by one.
+    fn directory(&mut self, inner: &Path) -> Result<OwnedFd, ApplyError> {
+        match resolve_in_root(&self.fd, inner) {
+            Ok(fd) => {
+                let stat = rustix::fs::fstat(&fd)
+                    .map_err(|e| ApplyError::io(format!("stat {}", inner.display()), e))?;
+                if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+                    return Err(ApplyError::Target {
+                        path: inner.to_path_buf(),
+                        problem: "is not a directory".into(),
+                    });
+                }
+                Ok(fd)
+            }
+            Err(Errno::NOENT) => {
+                let parent = inner.parent().unwrap_or(Path::new("/"));
+                let name = inner.file_name().ok_or_else(|| ApplyError::Target {
+                    path: inner.to_path_buf(),
+                    problem: "cannot be created".into(),
+                })?;
+                let parent_fd = self.directory(parent)?;
+                self.create(&parent_fd, name, inner, TargetType::Directory)?;
+                resolve_in_root(&self.fd, inner).map_err(|e| {
+                    ApplyError::io(format!("open {} in the container", inner.display()), e)
+                })
+            }
+            Err(e) => Err(ApplyError::io(
+                format!("resolve {} in the container", inner.display()),
+                e,
+            )),
+        }
+    }
+
+    /// Creates one entry in `parent_fd`, never following a symlink already named so (a
+    /// dangling symlink makes this fail with EEXIST: the image put it there, we do not chase it).
+    fn create(
+        &mut self,
+        parent_fd: &OwnedFd,
+        name: &std::ffi::OsStr,
+        inner: &Path,
+        kind: TargetType,
+    ) -> Result<(), ApplyError> {
+        let result = match kind {
+            TargetType::Directory => {
+                rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o755))
+            }
+            TargetType::NonDirectory => rustix::fs::openat(
+                parent_fd,
+                name,
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+            .map(drop),
+        };
+        result.map_err(|e| {
+            ApplyError::io(format!("create {} in the container", inner.display()), e)
+        })?;
+        self.created.push((inner.to_path_buf(), kind));
+        Ok(())
+    }
+
+    /// Everything this run created, newest first (for taking it back after a failure).
+    pub fn take_created(&mut self) -> Vec<(PathBuf, TargetType)> {
+        let mut created = std::mem::take(&mut self.created);
+        created.reverse();
+        created
+    }
+}
+
+/// Removes entries a failed run created, resolving each again inside the rootfs (from the
+/// host's mount namespace, where the container's mounts do not pin them).
+pub fn remove_created(rootfs: &Path, created: &[(PathBuf, TargetType)]) {
+    let Ok(root_fd) = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    for (inner, kind) in created {
+        let (Some(parent), Some(name)) = (inner.parent(), inner.file_name()) else {
+            continue;
+        };
+        let Ok(parent_fd) = resolve_in_root(&root_fd, parent) else {
+            continue;
+        };
+        let flags = match kind {
+            TargetType::Directory => rustix::fs::AtFlags::REMOVEDIR,
+            TargetType::NonDirectory => rustix::fs::AtFlags::empty(),
+        };
+        // Best effort: a failure here must not hide the error that caused the cleanup.
+        let _ = rustix::fs::unlinkat(&parent_fd, name, flags);
+    }
+}
+
+/// Absolute, no `.`/`..` components: plans only hold such paths, this enforces it.
+fn normalized(inner: &Path) -> Result<PathBuf, ApplyError> {
+    let mut out = PathBuf::from("/");
+    for component in inner.components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(ApplyError::Target {
+                    path: inner.to_path_buf(),
+                    problem: "contains `..`".into(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_target(fd: &impl AsFd, inner: &Path, wanted: TargetType) -> Result<(), ApplyError> {
+    let stat = rustix::fs::fstat(fd)
+        .map_err(|e| ApplyError::io(format!("stat {}", inner.display()), e))?;
+    let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+    match (wanted, is_dir) {
+        (TargetType::NonDirectory, true) => {
+            return Err(ApplyError::Target {
+                path: inner.to_path_buf(),
+                problem: "is a directory in the image, where a file is expected".into(),
+            })
+        }
+        (TargetType::Directory, false) => {
+            return Err(ApplyError::Target {
+                path: inner.to_path_buf(),
+                problem: "is not a directory in the image".into(),
+            })
+        }
+        _ => {}
+    }
+    let fs = rustix::fs::fstatfs(fd)
+        .map_err(|e| ApplyError::io(format!("statfs {}", inner.display()), e))?;
+    let magic = fs.f_type as i64;
+    if magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC {
+        return Err(ApplyError::Target {
+            path: inner.to_path_buf(),
+            problem: "leads into /proc or /sys through a symlink in the image".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `/proc/driver/nvidia` (or `/proc/driver`) inside the container's procfs, for the mask.
+pub fn proc_mask_target(rootfs: &Rootfs, inner: &Path) -> Result<OwnedFd, ApplyError> {
+    let fd = resolve_in_root(rootfs.fd(), inner)
+        .map_err(|e| ApplyError::io(format!("open {} in the container", inner.display()), e))?;
+    let fs = rustix::fs::fstatfs(&fd)
+        .map_err(|e| ApplyError::io(format!("statfs {}", inner.display()), e))?;
+    if fs.f_type as i64 != PROC_SUPER_MAGIC {
+        return Err(ApplyError::Target {
+            path: inner.to_path_buf(),
+            problem: "is not on the container's procfs".into(),
+        });
+    }
+    Ok(fd)
+}

@@ -1,0 +1,98 @@
+//! Which driver files belong to which capability (libnvidia-container's lists, see
+//! `shared/reference.md`). Pure data, shared by the inventory (what to look for) and the plan
+//! (what a capability set brings).
+
+use crate::request::DriverCapability;
+
+/// Library soname prefixes per capability (`libcuda.so` matches `libcuda.so.580.159.04`).
+pub fn libraries(capability: DriverCapability) -> &'static [&'static str] {
+    match capability {
+        DriverCapability::Utility => &["libnvidia-ml.so", "libnvidia-cfg.so", "libnvidia-nscq.so"],
+        DriverCapability::Compute => &[
+            "libcuda.so",
+            "libcudadebugger.so",
+            "libnvidia-opencl.so",
+            "libnvidia-gpucomp.so",
+            "libnvidia-ptxjitcompiler.so",
+            "libnvidia-fatbinaryloader.so",
+            "libnvidia-allocator.so",
+            "libnvidia-compiler.so",
+            "libnvidia-pkcs11.so",
+            "libnvidia-pkcs11-openssl3.so",
+            "libnvidia-nvvm.so",
+            "libnvidia-tileiras.so",
+        ],
+        DriverCapability::Video => &[
+            "libvdpau_nvidia.so",
+            "libnvidia-encode.so",
+            "libnvidia-opticalflow.so",
+            "libnvcuvid.so",
+        ],
+        DriverCapability::Graphics => &[
+            "libnvidia-eglcore.so",
+            "libnvidia-glcore.so",
+            "libnvidia-tls.so",
+            "libnvidia-glsi.so",
+            "libnvidia-fbc.so",
+            "libnvidia-ifr.so",
+            "libnvidia-rtcore.so",
+            "libnvoptix.so",
+            "libGLX_nvidia.so",
+            "libEGL_nvidia.so",
+            "libGLESv2_nvidia.so",
+            "libGLESv1_CM_nvidia.so",
+            "libnvidia-glvkspirv.so",
+            "libnvidia-cbl.so",
+        ],
+        DriverCapability::Ngx => &["libnvidia-ngx.so"],
+        // compat32 brings the 32-bit builds of the other capabilities' libraries; display
+        // brings X modules, which are not in the ld cache (a later capability issue).
+        DriverCapability::Compat32 | DriverCapability::Display => &[],
+    }
+}
+
+/// Utilities per capability, mounted into the container's `/usr/bin`.
+pub fn binaries(capability: DriverCapability) -> &'static [&'static str] {
+    match capability {
+        DriverCapability::Utility => &[
+            "nvidia-smi",
+            "nvidia-debugdump",
+            "nvidia-persistenced",
+            "nv-fabricmanager",
+        ],
+        DriverCapability::Compute => &["nvidia-cuda-mps-control", "nvidia-cuda-mps-server"],
+        _ => &[],
+    }
+}
+
+/// Every library prefix of every capability.
+pub fn all_library_prefixes() -> impl Iterator<Item = &'static str> {
+    DriverCapability::ALL
+        .into_iter()
+        .flat_map(|c| libraries(c).iter().copied())
+}
+
+/// Every utility of every capability.
+pub fn all_binaries() -> impl Iterator<Item = &'static str> {
+    DriverCapability::ALL
+        .into_iter()
+        .flat_map(|c| binaries(c).iter().copied())
+}
+
+/// The capability whose library list holds this prefix.
+pub fn capability_of_library(prefix: &str) -> Option<DriverCapability> {
+    DriverCapability::ALL
+        .into_iter()
+        .find(|c| libraries(*c).contains(&prefix))
+}
+
+/// The capability whose utility list holds this name.
+pub fn capability_of_binary(name: &str) -> Option<DriverCapability> {
+    DriverCapability::ALL
+        .into_iter()
+        .find(|c| binaries(*c).contains(&name))
+}
+
+/// Host paths (inside the driver root) of the IPC endpoints a container may use.
+pub const PERSISTENCED_SOCKET: &str = "/run/nvidia-persistenced/socket";
+pub const MPS_PIPE_DIR: &str = "/tmp/nvidia-mps";

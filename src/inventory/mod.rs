@@ -1,0 +1,346 @@
+//! The inventory stage: what the host's driver offers. Everything is read through the paths
+//! in [`DriverConfig`], so tests point it at a simulated driver tree. The hot path reads only
+//! procfs files, the ld cache and a few `stat`s; libcuda and NVML are loaded only when a
+//! request's requirements need what only they know.
+
+pub mod ldcache;
+mod native;
+pub mod proc_driver;
+mod root_paths;
+
+use std::path::{Path, PathBuf};
+
+use crate::catalog;
+use crate::config::DriverConfig;
+pub use proc_driver::GpuInformation;
+pub use root_paths::resolve_in_root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error(
+        "no NVIDIA driver found under {root}: is the kernel module loaded? ({path}: {source})"
+    )]
+    NoDriver {
+        root: PathBuf,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the driver version from {path}: no `NVRM version: ... <version>` line")]
+    BadVersion { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the driver's ld cache {path}: {message}; set driver.root (and driver.ldcache) to where the driver is installed")]
+    LdCache { path: PathBuf, message: String },
+    #[error("no NVIDIA driver libraries of version {version} in {cache}: the driver's user-space libraries are missing or do not match the kernel module; set driver.root to where they are installed")]
+    NoLibraries { version: String, cache: PathBuf },
+    #[error("cannot get the CUDA version from {path}: {message}")]
+    Cuda { path: PathBuf, message: String },
+    #[error("NVML ({path}): {message}")]
+    Nvml { path: PathBuf, message: String },
+}
+
+/// What to gather beyond the always-read basics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InventoryNeeds {
+    /// Load libcuda for `cuDriverGetVersion` (for `cuda` requirements).
+    pub cuda_version: bool,
+    /// Initialise NVML for each GPU's architecture and brand (for `arch`/`brand` requirements).
+    pub gpu_details: bool,
+}
+
+/// A device node on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Where it appears in the container, e.g. `/dev/nvidia0`.
+    pub path: PathBuf,
+    /// Where it is on the host (under `driver.dev-root`).
+    pub host_path: PathBuf,
+    pub major: u32,
+    pub minor: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gpu {
+    /// Position in PCI bus order, the index `nvidia-smi` shows.
+    pub index: u32,
+    pub info: GpuInformation,
+    /// The `information` file as the host has it, to show inside the container.
+    pub information_text: String,
+    /// `None` when the node is missing on the host.
+    pub device: Option<DeviceNode>,
+    /// Compute capability (`9.0`), when NVML was asked.
+    pub arch: Option<String>,
+    /// Lower-case brand (`tesla`), when NVML was asked.
+    pub brand: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverLibrary {
+    /// The catalog prefix it matched, e.g. `libcuda.so`.
+    pub prefix: &'static str,
+    /// The real file (soname links resolved), e.g. `/usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04`.
+    pub host_path: PathBuf,
+    pub file_name: String,
+    pub is_64bit: bool,
+}
+
+/// A host file and where a container sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFile {
+    pub host_path: PathBuf,
+    pub container_path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    pub driver_version: String,
+    pub cuda_version: Option<String>,
+    pub gpus: Vec<Gpu>,
+    /// `nvidiactl`, `nvidia-uvm`, `nvidia-uvm-tools`, `nvidia-modeset`: those present.
+    pub control_devices: Vec<DeviceNode>,
+    pub libraries: Vec<DriverLibrary>,
+    /// Utilities by name, found in `driver.binary-dirs`.
+    pub binaries: Vec<(&'static str, PathBuf)>,
+    pub firmware: Vec<HostFile>,
+    /// Sockets and pipe directories that exist.
+    pub ipc: Vec<HostFile>,
+    /// The driver's `version` and `params` files as read.
+    pub proc_version: String,
+    pub proc_params: String,
+}
+
+const CONTROL_DEVICES: [&str; 4] = [
+    "nvidiactl",
+    "nvidia-uvm",
+    "nvidia-uvm-tools",
+    "nvidia-modeset",
+];
+
+impl Inventory {
+    pub fn read(config: &DriverConfig, needs: InventoryNeeds) -> Result<Inventory, InventoryError> {
+        let version_path = config.proc_driver_root.join("version");
+        let proc_version =
+            std::fs::read_to_string(&version_path).map_err(|source| InventoryError::NoDriver {
+                root: config.proc_driver_root.clone(),
+                path: version_path.clone(),
+                source,
+            })?;
+        let driver_version = proc_driver::parse_driver_version(&proc_version)
+            .ok_or(InventoryError::BadVersion { path: version_path })?;
+        let proc_params =
+            std::fs::read_to_string(config.proc_driver_root.join("params")).unwrap_or_default();
+        let gpus = read_gpus(config)?;
+        let control_devices = CONTROL_DEVICES
+            .iter()
+            .filter_map(|name| device_node(&config.dev_root, name))
+            .collect();
+        let libraries = read_libraries(config, &driver_version)?;
+        let root = root_paths::DriverRoot::open(&config.root)?;
+        let binaries = catalog::all_binaries()
+            .filter_map(|name| {
+                config
+                    .binary_dirs
+                    .iter()
+                    .find_map(|dir| root.regular_file(&dir.join(name)))
+                    .map(|path| (name, path))
+            })
+            .collect();
+        let firmware = read_firmware(&root, config, &driver_version);
+        let ipc = [catalog::PERSISTENCED_SOCKET, catalog::MPS_PIPE_DIR]
+            .iter()
+            .filter_map(|path| {
+                root.existing(Path::new(path)).map(|host_path| HostFile {
+                    host_path,
+                    container_path: PathBuf::from(path),
+                })
+            })
+            .collect();
+        let mut inventory = Inventory {
+            driver_version,
+            cuda_version: None,
+            gpus,
+            control_devices,
+            libraries,
+            binaries,
+            firmware,
+            ipc,
+            proc_version,
+            proc_params,
+        };
+        if needs.cuda_version {
+            let libcuda = inventory.library_path("libcuda.so", config)?;
+            inventory.cuda_version = Some(native::cuda_driver_version(&libcuda)?);
+        }
+        if needs.gpu_details {
+            let libnvml = inventory.library_path("libnvidia-ml.so", config)?;
+            native::fill_gpu_details(&libnvml, &mut inventory.gpus)?;
+        }
+        Ok(inventory)
+    }
+
+    fn library_path(&self, prefix: &str, config: &DriverConfig) -> Result<PathBuf, InventoryError> {
+        self.libraries
+            .iter()
+            .find(|l| l.prefix == prefix && l.is_64bit)
+            .map(|l| l.host_path.clone())
+            .ok_or_else(|| InventoryError::NoLibraries {
+                version: format!("{} ({prefix})", self.driver_version),
+                cache: root_paths::join(&config.root, &config.ldcache),
+            })
+    }
+}
+
+fn read_gpus(config: &DriverConfig) -> Result<Vec<Gpu>, InventoryError> {
+    let gpus_dir = config.proc_driver_root.join("gpus");
+    let entries = match std::fs::read_dir(&gpus_dir) {
+        Ok(entries) => entries,
+        // A driver with no GPU bound has no gpus/ directory.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(InventoryError::Read {
+                path: gpus_dir,
+                source,
+            })
+        }
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path().join("information");
+        let text = std::fs::read_to_string(&path).map_err(|source| InventoryError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        // A GPU whose information cannot be read is skipped rather than failing every
+        // container on the node; it simply cannot be selected.
+        if let Some(info) = proc_driver::parse_gpu_information(&text) {
+            found.push((info, text));
+        }
+    }
+    found.sort_by(|a, b| a.0.bus_id.cmp(&b.0.bus_id));
+    Ok(found
+        .into_iter()
+        .enumerate()
+        .map(|(index, (info, information_text))| Gpu {
+            index: index as u32,
+            device: device_node(&config.dev_root, &format!("nvidia{}", info.minor)),
+            info,
+            information_text,
+            arch: None,
+            brand: None,
+        })
+        .collect())
+}
+
+/// A character device under `dev_root`; `None` when absent or not a character device.
+fn device_node(dev_root: &Path, name: &str) -> Option<DeviceNode> {
+    let host_path = dev_root.join(name);
+    let stat = rustix::fs::stat(&host_path).ok()?;
+    let file_type = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+    if file_type != rustix::fs::FileType::CharacterDevice {
+        return None;
+    }
+    Some(DeviceNode {
+        path: Path::new("/dev").join(name),
+        host_path,
+        major: rustix::fs::major(stat.st_rdev),
+        minor: rustix::fs::minor(stat.st_rdev),
+    })
+}
+
+fn read_libraries(
+    config: &DriverConfig,
+    driver_version: &str,
+) -> Result<Vec<DriverLibrary>, InventoryError> {
+    let cache_path = root_paths::join(&config.root, &config.ldcache);
+    let data = std::fs::read(&cache_path).map_err(|e| InventoryError::LdCache {
+        path: cache_path.clone(),
+        message: e.to_string(),
+    })?;
+    let entries = ldcache::parse(&data).map_err(|e| InventoryError::LdCache {
+        path: cache_path.clone(),
+        message: e.to_string(),
+    })?;
+    let root = root_paths::DriverRoot::open(&config.root)?;
+    let version_suffix = format!(".so.{driver_version}");
+    let mut libraries: Vec<DriverLibrary> = Vec::new();
+    for entry in entries {
+        let Some(prefix) = catalog::all_library_prefixes().find(|p| {
+            entry
+                .soname
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('.'))
+        }) else {
+            continue;
+        };
+        let Some(host_path) = root.regular_file(&entry.path) else {
+            continue;
+        };
+        let Some(file_name) = host_path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // Only the files of this driver version: a stale library of an older driver left
+        // beside it would fail at run time with a version mismatch.
+        if !file_name.ends_with(&version_suffix) {
+            continue;
+        }
+        let file_name = file_name.to_string();
+        if libraries
+            .iter()
+            .any(|l| l.file_name == file_name && l.is_64bit == entry.is_64bit)
+        {
+            continue;
+        }
+        libraries.push(DriverLibrary {
+            prefix,
+            host_path,
+            file_name,
+            is_64bit: entry.is_64bit,
+        });
+    }
+    if libraries.is_empty() {
+        return Err(InventoryError::NoLibraries {
+            version: driver_version.to_string(),
+            cache: cache_path,
+        });
+    }
+    Ok(libraries)
+}
+
+fn read_firmware(
+    root: &root_paths::DriverRoot,
+    config: &DriverConfig,
+    version: &str,
+) -> Vec<HostFile> {
+    let mut firmware: Vec<HostFile> = Vec::new();
+    for dir in &config.firmware_dirs {
+        let version_dir = dir.join("nvidia").join(version);
+        let Some(host_dir) = root.existing(&version_dir) else {
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(&host_dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with("gsp") && n.ends_with(".bin"))
+            .collect();
+        names.sort();
+        for name in names {
+            let container_path = Path::new("/lib/firmware/nvidia").join(version).join(&name);
+            if firmware.iter().any(|f| f.container_path == container_path) {
+                continue;
+            }
+            if let Some(host_path) = root.regular_file(&version_dir.join(&name)) {
+                firmware.push(HostFile {
+                    host_path,
+                    container_path,
+                });
+            }
+        }
+    }
+    firmware
+}

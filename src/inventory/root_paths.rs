@@ -1,0 +1,110 @@
+//! Resolving paths inside the driver root as if it were `/`.
+//!
+//! On a GPU Operator or GKE node the driver root is a directory whose symlinks are absolute
+//! (`libcuda.so.1 -> /usr/lib/...`) and mean "inside this root". `openat2(RESOLVE_IN_ROOT)`
+//! resolves them that way; `/proc/self/fd/N` then names the file actually reached.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+
+use super::InventoryError;
+
+/// `root` joined with an absolute in-root path (string join, for messages and plain reads).
+pub fn join(root: &Path, inner: &Path) -> PathBuf {
+    root.join(inner.strip_prefix("/").unwrap_or(inner))
+}
+
+/// Opens `inner` (a path inside `root_fd`) with `O_PATH`, symlinks resolved inside the root.
+pub fn resolve_in_root(root_fd: impl AsFd, inner: &Path) -> rustix::io::Result<OwnedFd> {
+    let relative = inner.strip_prefix("/").unwrap_or(inner);
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    rustix::fs::openat2(
+        root_fd,
+        relative,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+pub struct DriverRoot {
+    fd: OwnedFd,
+}
+
+impl DriverRoot {
+    pub fn open(root: &Path) -> Result<DriverRoot, InventoryError> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| InventoryError::Read {
+            path: root.to_path_buf(),
+            source: e.into(),
+        })?;
+        Ok(DriverRoot { fd })
+    }
+
+    /// The host path of `inner` if it exists (any type), symlinks resolved in the root.
+    pub fn existing(&self, inner: &Path) -> Option<PathBuf> {
+        let fd = resolve_in_root(&self.fd, inner).ok()?;
+        host_path_of(&fd)
+    }
+
+    /// The host path of `inner` if it resolves to a regular file.
+    pub fn regular_file(&self, inner: &Path) -> Option<PathBuf> {
+        let fd = resolve_in_root(&self.fd, inner).ok()?;
+        let stat = rustix::fs::fstat(&fd).ok()?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return None;
+        }
+        host_path_of(&fd)
+    }
+}
+
+fn host_path_of(fd: &OwnedFd) -> Option<PathBuf> {
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
+    std::fs::read_link(link).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn absolute_symlinks_resolve_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/libcuda.so.580.1"), b"x").unwrap();
+        symlink(
+            "/usr/lib/libcuda.so.580.1",
+            root.join("usr/lib/libcuda.so.1"),
+        )
+        .unwrap();
+        symlink("../../../../../../etc/passwd", root.join("usr/lib/escape")).unwrap();
+        let driver_root = DriverRoot::open(root).unwrap();
+        assert_eq!(
+            driver_root.regular_file(Path::new("/usr/lib/libcuda.so.1")),
+            Some(root.join("usr/lib/libcuda.so.580.1"))
+        );
+        // `..` cannot climb out: it is clamped at the root, where etc/passwd does not exist.
+        assert_eq!(driver_root.regular_file(Path::new("/usr/lib/escape")), None);
+        assert_eq!(
+            driver_root.regular_file(Path::new("/usr/lib")),
+            None,
+            "a directory"
+        );
+        assert_eq!(
+            driver_root.existing(Path::new("/usr/lib")),
+            Some(root.join("usr/lib"))
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! gpuhook: gives OCI containers NVIDIA GPUs.
+//!
+//! One pipeline serves every entry point: [`request`] (what the container asks for) and
+//! [`inventory`] (what the host has) feed [`plan`] (what goes where, a plain value), which an
+//! applier in [`apply`] makes real inside the container.
+
+pub mod apply;
+pub mod catalog;
+pub mod config;
+pub mod hook;
+pub mod inventory;
+pub mod log;
+pub mod plan;
+pub mod request;

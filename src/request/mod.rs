@@ -1,0 +1,391 @@
+//! The request stage: what a container asks for, read from its OCI spec. Pure: values in,
+//! values or typed errors out.
+
+mod capabilities;
+mod devices;
+mod requirements;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use oci_spec::runtime::{Capability, Spec};
+
+pub use capabilities::{parse_capabilities, DriverCapabilities, DriverCapability};
+pub use devices::{parse_visible_devices, DeviceSelector, VisibleDevices};
+pub use requirements::{
+    compare_versions, parse_version, Condition, HostFacts, Requirement, RequirementKey,
+};
+
+use crate::config::Config;
+
+pub const VISIBLE_DEVICES_ENV: &str = "NVIDIA_VISIBLE_DEVICES";
+pub const DRIVER_CAPABILITIES_ENV: &str = "NVIDIA_DRIVER_CAPABILITIES";
+pub const DISABLE_REQUIRE_ENV: &str = "NVIDIA_DISABLE_REQUIRE";
+pub const REQUIRE_PREFIX: &str = "NVIDIA_REQUIRE_";
+pub const CUDA_VERSION_ENV: &str = "CUDA_VERSION";
+/// Destination prefix of the volume-mount request channel (Kubernetes device plugin).
+pub const VOLUME_MOUNT_DIR: &str = "/var/run/nvidia-container-devices";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("NVIDIA_VISIBLE_DEVICES={value:?}: {item:?} is not a GPU index, GPU UUID (GPU-...), MIG device (GPU:MIG or MIG-...), `all`, `none` or `void`")]
+    Devices { value: String, item: String },
+    #[error("NVIDIA_DRIVER_CAPABILITIES={value:?}: {message}")]
+    Capabilities { value: String, message: String },
+    #[error("{name}={text:?}: {message}")]
+    Requirement {
+        name: String,
+        text: String,
+        message: String,
+    },
+}
+
+/// What the operator allows containers to ask for (from the config).
+#[derive(Debug, Clone)]
+pub struct RequestPolicy {
+    pub supported_capabilities: Vec<DriverCapability>,
+    pub accept_env_when_unprivileged: bool,
+    pub accept_volume_mounts: bool,
+    pub disable_require: bool,
+}
+
+impl From<&Config> for RequestPolicy {
+    fn from(config: &Config) -> Self {
+        RequestPolicy {
+            supported_capabilities: config.supported_driver_capabilities.clone(),
+            accept_env_when_unprivileged: config
+                .accept_nvidia_visible_devices_envvar_when_unprivileged,
+            accept_volume_mounts: config.accept_nvidia_visible_devices_as_volume_mounts,
+            disable_require: config.disable_require,
+        }
+    }
+}
+
+/// A container's complete GPU request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRequest {
+    pub devices: VisibleDevices,
+    pub capabilities: DriverCapabilities,
+    /// Empty when checks are disabled (config or `NVIDIA_DISABLE_REQUIRE`).
+    pub requirements: Vec<Requirement>,
+}
+
+impl ContainerRequest {
+    pub fn needs(&self, key: RequirementKey) -> bool {
+        self.requirements.iter().any(|r| r.uses(key))
+    }
+}
+
+/// The parts of a spec the request depends on, so the rules can be tested without a spec.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFacts {
+    /// `process.env`, later entries winning.
+    pub env: BTreeMap<String, String>,
+    /// Device names from `/dev/null` mounts under [`VOLUME_MOUNT_DIR`].
+    pub volume_mount_devices: Vec<String>,
+    /// Holds `CAP_SYS_ADMIN` in its bounding set.
+    pub privileged: bool,
+}
+
+impl ContainerFacts {
+    pub fn from_spec(spec: &Spec) -> ContainerFacts {
+        let process = spec.process().as_ref();
+        let env_list = process.and_then(|p| p.env().as_ref());
+        let env = env_list
+            .into_iter()
+            .flatten()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let privileged = process
+            .and_then(|p| p.capabilities().as_ref())
+            .and_then(|c| c.bounding().as_ref())
+            .is_some_and(|b| b.contains(&Capability::SysAdmin));
+        let volume_mount_devices = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .filter(|m| m.source().as_deref() == Some(Path::new("/dev/null")))
+            .filter_map(|m| volume_mount_device(m.destination()))
+            .collect();
+        ContainerFacts {
+            env,
+            volume_mount_devices,
+            privileged,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.env.get(key).map(String::as_str)
+    }
+}
+
+/// `/var/run/nvidia-container-devices/<name>` gives `<name>` for plain device names; the
+/// `cdi/` and `imex/` sub-channels are not legacy-mode requests.
+fn volume_mount_device(destination: &Path) -> Option<String> {
+    let name = destination.strip_prefix(VOLUME_MOUNT_DIR).ok()?.to_str()?;
+    (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
+}
+
+/// Reads the container's request. `Ok(None)`: the container asks for nothing and must be left
+/// untouched.
+pub fn container_request(
+    facts: &ContainerFacts,
+    policy: &RequestPolicy,
+) -> Result<Option<ContainerRequest>, RequestError> {
+    let legacy_image =
+        facts.get(CUDA_VERSION_ENV).is_some() && facts.get("NVIDIA_REQUIRE_CUDA").is_none();
+    let Some(devices) = requested_devices(facts, policy, legacy_image)? else {
+        return Ok(None);
+    };
+    let capabilities = parse_capabilities(
+        facts.get(DRIVER_CAPABILITIES_ENV),
+        &policy.supported_capabilities,
+    )?;
+    let requirements = if policy.disable_require || is_true(facts.get(DISABLE_REQUIRE_ENV)) {
+        Vec::new()
+    } else {
+        requirements(facts, legacy_image)?
+    };
+    Ok(Some(ContainerRequest {
+        devices,
+        capabilities,
+        requirements,
+    }))
+}
+
+fn requested_devices(
+    facts: &ContainerFacts,
+    policy: &RequestPolicy,
+    legacy_image: bool,
+) -> Result<Option<VisibleDevices>, RequestError> {
+    if policy.accept_volume_mounts && !facts.volume_mount_devices.is_empty() {
+        return devices::from_volume_mount_names(&facts.volume_mount_devices);
+    }
+    if !facts.privileged && !policy.accept_env_when_unprivileged {
+        return Ok(None);
+    }
+    match facts.get(VISIBLE_DEVICES_ENV) {
+        Some(value) => parse_visible_devices(value),
+        None if legacy_image => Ok(Some(VisibleDevices::All)),
+        None => Ok(None),
+    }
+}
+
+fn requirements(
+    facts: &ContainerFacts,
+    legacy_image: bool,
+) -> Result<Vec<Requirement>, RequestError> {
+    let mut requirements = facts
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with(REQUIRE_PREFIX))
+        .map(|(k, v)| Requirement::parse(k, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    if legacy_image {
+        if let Some(version) = facts.get(CUDA_VERSION_ENV) {
+            requirements.push(requirements::legacy_cuda_requirement(version)?);
+        }
+    }
+    Ok(requirements)
+}
+
+/// Go's `strconv.ParseBool` truths, plus `yes`/`on`, which users write.
+fn is_true(value: Option<&str>) -> bool {
+    matches!(
+        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Some("1" | "t" | "true" | "yes" | "on")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RequestPolicy {
+        RequestPolicy::from(&Config::default())
+    }
+
+    fn facts(env: &[&str]) -> ContainerFacts {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env},
+        }))
+        .unwrap();
+        ContainerFacts::from_spec(&spec)
+    }
+
+    fn request(env: &[&str]) -> Option<ContainerRequest> {
+        container_request(&facts(env), &policy()).unwrap()
+    }
+
+    #[test]
+    fn nothing_asked_means_untouched() {
+        assert_eq!(request(&[]), None);
+        assert_eq!(request(&["PATH=/bin"]), None);
+        assert_eq!(request(&["NVIDIA_VISIBLE_DEVICES="]), None);
+        assert_eq!(request(&["NVIDIA_VISIBLE_DEVICES=void"]), None);
+        assert_eq!(request(&["NVIDIA_DRIVER_CAPABILITIES=all"]), None);
+    }
+
+    #[test]
+    fn later_env_entries_win() {
+        let r = request(&["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_VISIBLE_DEVICES=1"]).unwrap();
+        assert_eq!(
+            r.devices,
+            VisibleDevices::List(vec![DeviceSelector::Index(1)])
+        );
+        assert_eq!(
+            request(&["NVIDIA_VISIBLE_DEVICES=1", "NVIDIA_VISIBLE_DEVICES=void"]),
+            None
+        );
+    }
+
+    #[test]
+    fn all_and_none_get_default_capabilities() {
+        let r = request(&["NVIDIA_VISIBLE_DEVICES=all"]).unwrap();
+        assert_eq!(r.devices, VisibleDevices::All);
+        assert_eq!(
+            r.capabilities.into_iter().collect::<Vec<_>>(),
+            vec![DriverCapability::Compute, DriverCapability::Utility]
+        );
+        assert_eq!(
+            request(&["NVIDIA_VISIBLE_DEVICES=none"]).unwrap().devices,
+            VisibleDevices::NoGpu
+        );
+    }
+
+    #[test]
+    fn legacy_image_means_all_gpus_and_a_cuda_requirement() {
+        let r = request(&["CUDA_VERSION=12.4.1"]).unwrap();
+        assert_eq!(r.devices, VisibleDevices::All);
+        assert_eq!(r.requirements.len(), 1);
+        assert_eq!(r.requirements[0].groups[0][0].to_string(), "cuda>=12.4");
+        // NVIDIA_REQUIRE_CUDA makes an image non-legacy: unset devices then mean nothing.
+        assert_eq!(
+            request(&["CUDA_VERSION=12.4.1", "NVIDIA_REQUIRE_CUDA=cuda>=12.4"]),
+            None
+        );
+        // A legacy image can still opt out.
+        assert_eq!(
+            request(&["CUDA_VERSION=12.4.1", "NVIDIA_VISIBLE_DEVICES=void"]),
+            None
+        );
+    }
+
+    #[test]
+    fn requirements_are_collected_and_can_be_disabled() {
+        let env = [
+            "NVIDIA_VISIBLE_DEVICES=0",
+            "NVIDIA_REQUIRE_CUDA=cuda>=12.0",
+            "NVIDIA_REQUIRE_ARCH=arch>=8.0",
+        ];
+        let r = request(&env).unwrap();
+        assert_eq!(r.requirements.len(), 2);
+        assert!(r.needs(RequirementKey::Cuda) && r.needs(RequirementKey::Arch));
+        assert!(!r.needs(RequirementKey::Brand));
+        let mut disabled = env.to_vec();
+        disabled.push("NVIDIA_DISABLE_REQUIRE=true");
+        assert!(request(&disabled).unwrap().requirements.is_empty());
+        let mut not_disabled = env.to_vec();
+        not_disabled.push("NVIDIA_DISABLE_REQUIRE=false");
+        assert_eq!(request(&not_disabled).unwrap().requirements.len(), 2);
+        let config = Config {
+            disable_require: true,
+            ..Config::default()
+        };
+        let r = container_request(&facts(&env), &RequestPolicy::from(&config))
+            .unwrap()
+            .unwrap();
+        assert!(r.requirements.is_empty());
+    }
+
+    #[test]
+    fn malformed_values_are_errors() {
+        let f = facts(&["NVIDIA_VISIBLE_DEVICES=0,zero"]);
+        assert!(matches!(
+            container_request(&f, &policy()),
+            Err(RequestError::Devices { .. })
+        ));
+        let f = facts(&[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            "NVIDIA_DRIVER_CAPABILITIES=compute,gpu",
+        ]);
+        assert!(matches!(
+            container_request(&f, &policy()),
+            Err(RequestError::Capabilities { .. })
+        ));
+        let f = facts(&["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>>1"]);
+        assert!(matches!(
+            container_request(&f, &policy()),
+            Err(RequestError::Requirement { .. })
+        ));
+    }
+
+    fn spec_with_mounts(
+        env: &[&str],
+        mounts: serde_json::Value,
+        privileged: bool,
+    ) -> ContainerFacts {
+        let caps = if privileged {
+            vec!["CAP_SYS_ADMIN"]
+        } else {
+            vec!["CAP_CHOWN"]
+        };
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env,
+                        "capabilities": {"bounding": caps}},
+            "mounts": mounts,
+        }))
+        .unwrap();
+        ContainerFacts::from_spec(&spec)
+    }
+
+    #[test]
+    fn volume_mount_channel() {
+        let mounts = serde_json::json!([
+            {"destination": "/var/run/nvidia-container-devices/1", "source": "/dev/null", "type": "bind"},
+            {"destination": "/var/run/nvidia-container-devices/0", "source": "/dev/null", "type": "bind"},
+            {"destination": "/var/run/nvidia-container-devices/2", "source": "/tmp/x", "type": "bind"},
+            {"destination": "/var/run/nvidia-container-devices/cdi/nvidia.com/gpu/3", "source": "/dev/null"},
+        ]);
+        let f = spec_with_mounts(&["NVIDIA_VISIBLE_DEVICES=all"], mounts, false);
+        assert_eq!(
+            f.volume_mount_devices,
+            vec!["1".to_string(), "0".to_string()]
+        );
+        // Off by default: the env var decides.
+        assert_eq!(
+            container_request(&f, &policy()).unwrap().unwrap().devices,
+            VisibleDevices::All
+        );
+        let config = Config {
+            accept_nvidia_visible_devices_as_volume_mounts: true,
+            ..Config::default()
+        };
+        let r = container_request(&f, &RequestPolicy::from(&config))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.devices,
+            VisibleDevices::List(vec![DeviceSelector::Index(1), DeviceSelector::Index(0)])
+        );
+    }
+
+    #[test]
+    fn unprivileged_env_can_be_refused() {
+        let config = Config {
+            accept_nvidia_visible_devices_envvar_when_unprivileged: false,
+            ..Config::default()
+        };
+        let strict = RequestPolicy::from(&config);
+        let env = ["NVIDIA_VISIBLE_DEVICES=all"];
+        let unprivileged = spec_with_mounts(&env, serde_json::json!([]), false);
+        assert_eq!(container_request(&unprivileged, &strict).unwrap(), None);
+        let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
+        assert!(container_request(&privileged, &strict).unwrap().is_some());
+    }
+}

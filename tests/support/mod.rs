@@ -1,0 +1,260 @@
+//! Shared by the integration tests: a simulated driver tree, container bundles, real runc.
+//!
+//! These tests need root and runc (CI installs them). Outside CI a missing prerequisite makes
+//! each test print a loud notice and return; in CI (`CI` set) it fails the test instead.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+pub const DRIVER_VERSION: &str = "580.159.04";
+pub const LIB_DIR: &str = "/usr/lib/x86_64-linux-gnu";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn gpuhook_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gpuhook"))
+}
+
+/// True when root and runc are here. Otherwise says so loudly; in CI that is a failure.
+pub fn prerequisites(test: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    let runc = Command::new("runc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if root && runc {
+        return true;
+    }
+    let missing = format!(
+        "{}{}",
+        if root { "" } else { "root " },
+        if runc { "" } else { "runc" }
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: missing prerequisite(s) in CI: {missing}");
+    }
+    eprintln!(
+        "\n!!!!!!!! {test}: NOT RUN: needs {missing} (run `sudo make test`, see README) !!!!!!!!\n"
+    );
+    false
+}
+
+fn sh(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A simulated driver: `driver/` root, `dev/` nodes, `proc/driver/nvidia`.
+pub struct Sim {
+    pub dir: tempfile::TempDir,
+    pub gpus: usize,
+}
+
+impl Sim {
+    pub fn build(gpus: usize) -> Sim {
+        let dir = tempfile::Builder::new()
+            .prefix("gpuhook-sim-")
+            .tempdir()
+            .unwrap();
+        sh(Command::new("bash")
+            .arg(repo().join("tests/sim/make-driver.sh"))
+            .arg(dir.path())
+            .arg(gpus.to_string()));
+        Sim { dir, gpus }
+    }
+    pub fn driver_root(&self) -> PathBuf {
+        self.dir.path().join("driver")
+    }
+    pub fn dev(&self) -> PathBuf {
+        self.dir.path().join("dev")
+    }
+    pub fn proc_driver(&self) -> PathBuf {
+        self.dir.path().join("proc/driver/nvidia")
+    }
+    /// UUID of GPU `index`, read from the simulated procfs like the hook does.
+    pub fn uuid(&self, index: usize) -> String {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.proc_driver().join("gpus"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        let info = std::fs::read_to_string(dirs[index].join("information")).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("GPU UUID:"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+    /// Config text pointing gpuhook at this tree; `extra` is appended to `[hook]`.
+    pub fn config(&self, log: &Path, hook_extra: &str) -> String {
+        format!(
+            "[driver]\nroot = {:?}\ndev-root = {:?}\nproc-driver-root = {:?}\n[hook]\n{hook_extra}\n[log]\nfile = {:?}\nlevel = \"debug\"\n",
+            self.driver_root(),
+            self.dev(),
+            self.proc_driver(),
+            log
+        )
+    }
+}
+
+/// A pristine busybox + glibc rootfs, built once per test binary and copied per bundle.
+fn rootfs_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("gpuhook-rootfs-template-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        sh(Command::new("bash")
+            .arg(repo().join("tests/sim/make-rootfs.sh"))
+            .arg(&dir));
+        dir
+    })
+}
+
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub id: String,
+}
+
+impl Bundle {
+    /// A bundle whose container runs `script` under `sh -c`, with `env` added and gpuhook as
+    /// its prestart hook using `config` (config.toml text).
+    pub fn new(name: &str, env: &[&str], script: &str, config: &str) -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("gpuhook-bundle-")
+            .tempdir()
+            .unwrap();
+        sh(Command::new("cp")
+            .arg("-a")
+            .arg(rootfs_template())
+            .arg(dir.path().join("rootfs")));
+        sh(Command::new("runc")
+            .arg("spec")
+            .arg("--bundle")
+            .arg(dir.path()));
+        std::fs::write(dir.path().join("gpuhook.toml"), config).unwrap();
+        let id = format!("gpuhook-{name}-{}", std::process::id());
+        let bundle = Bundle { dir, id };
+        bundle.edit_spec(|spec| {
+            spec["process"]["terminal"] = json!(false);
+            spec["process"]["args"] = json!(["/bin/sh", "-c", script]);
+            let mut full_env = vec!["PATH=/usr/bin:/bin:/usr/sbin:/sbin".to_string()];
+            full_env.extend(env.iter().map(|s| s.to_string()));
+            spec["process"]["env"] = json!(full_env);
+            spec["hooks"] = json!({"prestart": [{
+                "path": gpuhook_bin(),
+                "args": ["gpuhook", "prestart"],
+                "env": [format!("GPUHOOK_CONFIG={}", bundle.dir.path().join("gpuhook.toml").display())],
+            }]});
+        });
+        bundle
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("gpuhook.log")
+    }
+
+    pub fn edit_spec(&self, edit: impl FnOnce(&mut Value)) {
+        let path = self.dir.path().join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut spec);
+        std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    }
+
+    /// `runc run`; returns (success, stdout, stderr). The container is deleted either way.
+    pub fn run(&self) -> RunResult {
+        let state_root = self.dir.path().join("runc-state");
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(&state_root)
+            .args(["run", "--bundle"])
+            .arg(self.dir.path())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run runc");
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(&state_root)
+            .args(["delete", "--force", &self.id])
+            .output();
+        RunResult {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RunResult {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RunResult {
+    pub fn expect_success(self) -> RunResult {
+        assert!(
+            self.success,
+            "container failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    /// Lines after a `== name ==` marker up to the next marker (the test scripts print these).
+    pub fn section(&self, name: &str) -> Vec<String> {
+        let marker = format!("== {name} ==");
+        self.stdout
+            .lines()
+            .skip_while(|l| *l != marker)
+            .skip(1)
+            .take_while(|l| !l.starts_with("== "))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The host's mount table as (mount point, source, fs type) entries, to compare before/after.
+pub fn host_mounts() -> BTreeSet<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let tail = l.split_once(" - ").map(|x| x.1).unwrap_or("");
+            format!("{} {}", fields.get(4).unwrap_or(&""), tail)
+        })
+        .collect()
+}
+
+/// Every path under `dir` with its type, size and link target: a fingerprint of a tree.
+pub fn tree_fingerprint(dir: &Path) -> BTreeSet<String> {
+    let out = sh(Command::new("find")
+        .arg(dir)
+        .args(["-printf", "%P %y %s %l\n"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
