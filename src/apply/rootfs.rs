@@ -104,6 +104,7 @@ impl Rootfs {
                         problem: "is not a directory".into(),
                     });
                 }
+                check_filesystem(&fd, inner)?;
                 Ok(fd)
             }
             Err(Errno::NOENT) => {
@@ -146,8 +147,15 @@ impl Rootfs {
             )
             .map(drop),
         };
-        result.map_err(|e| {
-            ApplyError::io(format!("create {} in the container", inner.display()), e)
+        result.map_err(|e| match e {
+            // Only a dangling symlink can be there: resolution just said nothing exists.
+            Errno::EXIST => ApplyError::Target {
+                path: inner.to_path_buf(),
+                problem: "is a symlink in the image to a path that does not exist inside the \
+                          container (it is never followed out of the rootfs)"
+                    .into(),
+            },
+            e => ApplyError::io(format!("create {} in the container", inner.display()), e),
         })?;
         self.created.push((inner.to_path_buf(), kind));
         Ok(())
@@ -224,6 +232,12 @@ fn check_target(fd: &impl AsFd, inner: &Path, wanted: TargetType) -> Result<(), 
         }
         _ => {}
     }
+    check_filesystem(fd, inner)
+}
+
+/// Refuses targets (and the directories holding them) on procfs or sysfs: only a symlink in
+/// the image can lead a driver file there, and a mount there would shadow kernel files.
+fn check_filesystem(fd: &impl AsFd, inner: &Path) -> Result<(), ApplyError> {
     let fs = rustix::fs::fstatfs(fd)
         .map_err(|e| ApplyError::io(format!("statfs {}", inner.display()), e))?;
     let magic = fs.f_type as i64;

@@ -24,14 +24,27 @@ pub fn resolve_in_root(root_fd: impl AsFd, inner: &Path) -> rustix::io::Result<O
     } else {
         relative
     };
-    rustix::fs::openat2(
-        root_fd,
-        relative,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    let root_fd = root_fd.as_fd();
+    let mut attempts = 0;
+    loop {
+        let result = rustix::fs::openat2(
+            root_fd,
+            relative,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        );
+        // EAGAIN: a `..` step raced with a mount or rename somewhere on the system, and the
+        // kernel refused to guess; openat2(2) says to retry.
+        match result {
+            Err(rustix::io::Errno::AGAIN) if attempts < MAX_RESOLVE_ATTEMPTS => attempts += 1,
+            other => return other,
+        }
+    }
 }
+
+/// Retries for a resolution that keeps racing with mount-table changes (each is cheap).
+const MAX_RESOLVE_ATTEMPTS: u32 = 128;
 
 pub struct DriverRoot {
     fd: OwnedFd,

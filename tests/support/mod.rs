@@ -201,7 +201,8 @@ impl Bundle {
         RunResult {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            // runc quotes the hook's stderr inside its own message; undo its escaping.
+            stderr: String::from_utf8_lossy(&out.stderr).replace("\\\"", "\""),
         }
     }
 }

@@ -1,0 +1,135 @@
+//! The hook binary's contract with runc, without containers: exit codes and one-line errors
+//! for bad input. No root needed.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::gpuhook_bin;
+
+/// Runs `gpuhook <args>` with `stdin` and a config file; returns (exit code, stderr).
+fn hook(args: &[&str], stdin: &[u8], config: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = Command::new(gpuhook_bin())
+        .args(args)
+        .env("GPUHOOK_CONFIG", &config_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const QUIET: &str = "[log]\nfile = \"\"\n";
+
+fn bundle_with(config_json: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), config_json).unwrap();
+    dir
+}
+
+fn state_for(bundle: &std::path::Path) -> Vec<u8> {
+    format!(
+        r#"{{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":1,"bundle":"{}"}}"#,
+        bundle.display()
+    )
+    .into_bytes()
+}
+
+fn assert_one_line(stderr: &str) {
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr:?}"
+    );
+    assert!(stderr.starts_with("gpuhook: "), "{stderr:?}");
+}
+
+#[test]
+fn malformed_state_json_is_a_clear_error() {
+    for input in [
+        &b""[..],
+        b"{",
+        b"[]",
+        br#"{"id":"x"}"#,
+        br#"{"id":"x","bundle":"relative/dir"}"#,
+    ] {
+        let (code, stderr) = hook(&["prestart"], input, QUIET);
+        assert_eq!(code, 1, "{input:?}");
+        assert_one_line(&stderr);
+        assert!(stderr.contains("malformed OCI state"), "{stderr}");
+    }
+}
+
+#[test]
+fn malformed_config_json_is_a_clear_error() {
+    let bundle = bundle_with("{ not json");
+    let (code, stderr) = hook(&["prestart"], &state_for(bundle.path()), QUIET);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains("cannot load the container's spec") && stderr.contains("config.json"),
+        "{stderr}"
+    );
+    let missing = tempfile::tempdir().unwrap();
+    let (code, stderr) = hook(&["prestart"], &state_for(missing.path()), QUIET);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("config.json"), "{stderr}");
+}
+
+#[test]
+fn a_container_that_asks_for_nothing_is_left_alone() {
+    let spec = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},"env":["PATH=/bin"]}}"#;
+    let bundle = bundle_with(spec);
+    // No driver is configured at all: asking for nothing must not even look for one.
+    let config = format!("{QUIET}[driver]\nproc-driver-root = \"/nonexistent\"\n");
+    let (code, stderr) = hook(&["prestart"], &state_for(bundle.path()), &config);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    // The compatibility entry points behave the same.
+    for verb in ["createRuntime", "createContainer"] {
+        assert_eq!(
+            hook(&[verb], &state_for(bundle.path()), &config).0,
+            0,
+            "{verb}"
+        );
+    }
+    assert_eq!(hook(&["poststop"], b"", &config).0, 0);
+}
+
+#[test]
+fn bad_config_names_the_key() {
+    let (code, stderr) = hook(&["prestart"], b"{}", "[driver]\nroots = \"/\"\n");
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains("roots") && stderr.contains("config.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_hook_stage_is_refused() {
+    let (code, stderr) = hook(&["prestrat"], b"", QUIET);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("prestrat"), "{stderr}");
+}
+
+#[test]
+fn nvidia_compatibility_name_works() {
+    // dockerd's --gpus runs `nvidia-container-runtime-hook prestart`.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("nvidia-container-runtime-hook");
+    std::os::unix::fs::symlink(gpuhook_bin(), &link).unwrap();
+    let out = Command::new(&link).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("prestart"));
+}

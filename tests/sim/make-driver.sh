@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# make-driver.sh OUT NGPUS
+#
+# Builds a simulated NVIDIA driver 580.159.04 under OUT (wiped first):
+#   OUT/driver/  driver root: libraries + ld cache, binaries, firmware, persistenced socket
+#   OUT/dev/     device nodes (real majors, no kernel driver behind them)
+#   OUT/proc/driver/nvidia/  version, params, registry, gpus/<bus id>/information
+# Env: SIM_CUDA_VERSION (default 13000) is what libcuda's cuDriverGetVersion reports.
+set -euo pipefail
+
+if [ "$#" -ne 2 ]; then
+    echo "usage: $0 OUT NGPUS" >&2
+    exit 2
+fi
+case "$2" in
+    '' | *[!0-9]*) echo "$0: NGPUS must be a number" >&2; exit 2 ;;
+esac
+NGPUS=$((10#$2))
+if [ "$NGPUS" -gt 64 ]; then
+    echo "$0: at most 64 GPUs" >&2
+    exit 2
+fi
+
+VERSION=580.159.04
+CUDA_VERSION=${SIM_CUDA_VERSION:-13000}
+case "$CUDA_VERSION" in
+    '' | *[!0-9]*) echo "$0: SIM_CUDA_VERSION must be a number" >&2; exit 2 ;;
+esac
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+rm -rf -- "$1"
+mkdir -p -- "$1"
+OUT=$(cd -- "$1" && pwd -P)
+ROOT=$OUT/driver
+LIBDIR=$ROOT/usr/lib/x86_64-linux-gnu
+BINDIR=$ROOT/usr/bin
+BUILD=$OUT/.build
+mkdir -p "$LIBDIR" "$BINDIR" "$ROOT/etc" "$BUILD" "$OUT/dev" "$OUT/proc/driver/nvidia/gpus"
+
+# A C string literal for -D.
+cstr() {
+    local s=${1//\\/\\\\}
+    printf '"%s"' "${s//\"/\\\"}"
+}
+
+CC=(gcc -O0 -Wall -Wextra)
+DEFS=(
+    "-DSIM_DRIVER_VERSION=$(cstr "$VERSION")"
+    "-DSIM_CUDA_VERSION=$CUDA_VERSION"
+    "-DSIM_PROC=$(cstr "$OUT/proc/driver/nvidia/gpus")"
+    "-DSIM_DEV=$(cstr "$OUT/dev")"
+)
+
+# ---- libraries -------------------------------------------------------------
+"${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_stub.c" -o "$BUILD/stub.o"
+"${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_cuda.c" -o "$BUILD/cuda.o"
+"${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_nvml.c" -o "$BUILD/nvml.o"
+
+# lib FILE SONAME OBJECT [DEVLINK]: FILE with SONAME, soname link, dev link.
+lib() {
+    local file=$1 soname=$2 obj=$3 dev=${4:-}
+    gcc -shared -Wl,-soname,"$soname" -o "$LIBDIR/$file" "$obj"
+    ln -sfn "$file" "$LIBDIR/$soname"
+    if [ -n "$dev" ]; then
+        ln -sfn "$soname" "$LIBDIR/$dev"
+    fi
+}
+
+# name:soname-suffix
+LIBS=(
+    # utility
+    libnvidia-ml.so:1 libnvidia-cfg.so:1 libnvidia-nscq.so:1
+    # compute
+    libcuda.so:1 libcudadebugger.so:1 libnvidia-opencl.so:1 libnvidia-gpucomp.so:1
+    libnvidia-ptxjitcompiler.so:1 libnvidia-allocator.so:1 libnvidia-pkcs11.so:1
+    libnvidia-pkcs11-openssl3.so:1 libnvidia-nvvm.so:1
+    # video
+    libvdpau_nvidia.so:1 libnvidia-encode.so:1 libnvidia-opticalflow.so:1 libnvcuvid.so:1
+    # graphics
+    libnvidia-eglcore.so:1 libnvidia-glcore.so:1 libnvidia-tls.so:1 libnvidia-glsi.so:1
+    libnvidia-fbc.so:1 libnvidia-rtcore.so:1 libnvoptix.so:1 libGLX_nvidia.so:0
+    libEGL_nvidia.so:0 libGLESv2_nvidia.so:2 libGLESv1_CM_nvidia.so:1
+    libnvidia-glvkspirv.so:1
+    # ngx
+    libnvidia-ngx.so:1
+)
+pids=()
+for entry in "${LIBS[@]}"; do
+    name=${entry%%:*}
+    suffix=${entry##*:}
+    case "$name" in
+        libcuda.so) obj=$BUILD/cuda.o ;;
+        libnvidia-ml.so) obj=$BUILD/nvml.o ;;
+        *) obj=$BUILD/stub.o ;;
+    esac
+    lib "$name.$VERSION" "$name.$suffix" "$obj" "$name" &
+    pids+=("$!")
+done
+# Not part of the driver: must never be injected.
+lib libfoo-unrelated.so.1.2.3 libfoo-unrelated.so.1 "$BUILD/stub.o" &
+pids+=("$!")
+
+# ---- executables -----------------------------------------------------------
+"${CC[@]}" "${DEFS[@]}" -c "$SRC/sim_smi.c" -o "$BUILD/smi.o"
+for tool in nvidia-debugdump nvidia-persistenced nvidia-cuda-mps-control nvidia-cuda-mps-server; do
+    "${CC[@]}" "${DEFS[@]}" "-DSIM_TOOL_NAME=$(cstr "$tool")" -static \
+        -o "$BINDIR/$tool" "$SRC/sim_tool.c" &
+    pids+=("$!")
+done
+for pid in "${pids[@]}"; do
+    wait "$pid"
+done
+# Needs libnvidia-ml.so.1 at run time (ld cache or LD_LIBRARY_PATH); no rpath.
+gcc -o "$BINDIR/nvidia-smi" "$BUILD/smi.o" -L"$LIBDIR" -lnvidia-ml
+
+# ---- firmware, persistenced socket -----------------------------------------
+FW=$ROOT/lib/firmware/nvidia/$VERSION
+mkdir -p "$FW"
+head -c 64 /dev/urandom >"$FW/gsp_ga10x.bin"
+head -c 64 /dev/urandom >"$FW/gsp_tu10x.bin"
+
+mkdir -p "$ROOT/run/nvidia-persistenced"
+# Bind by relative name: sun_path is limited to 108 bytes.
+(cd "$ROOT/run/nvidia-persistenced" &&
+    python3 -c 'import socket; socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind("socket")')
+[ -S "$ROOT/run/nvidia-persistenced/socket" ]
+
+# ---- ld cache ----------------------------------------------------------------
+echo /usr/lib/x86_64-linux-gnu >"$ROOT/etc/ld.so.conf"
+ldconfig -r "$ROOT"
+if ! ldconfig -p -C "$ROOT/etc/ld.so.cache" | grep -q '^[[:space:]]*libcuda\.so\.1 '; then
+    echo "$0: libcuda.so.1 missing from $ROOT/etc/ld.so.cache" >&2
+    exit 1
+fi
+
+# ---- device nodes ------------------------------------------------------------
+for ((i = 0; i < NGPUS; i++)); do
+    mknod -m 0666 "$OUT/dev/nvidia$i" c 195 "$i"
+done
+mknod -m 0666 "$OUT/dev/nvidiactl" c 195 255
+mknod -m 0666 "$OUT/dev/nvidia-modeset" c 195 254
+mknod -m 0666 "$OUT/dev/nvidia-uvm" c 510 0
+mknod -m 0666 "$OUT/dev/nvidia-uvm-tools" c 510 1
+
+# ---- procfs ------------------------------------------------------------------
+PROC=$OUT/proc/driver/nvidia
+printf 'NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  %s  Release Build  (dvs-builder@U22-I3-AE18-23-3)  Thu Nov  6 05:44:24 UTC 2025\nGCC version:  gcc version 12.2.0\n' \
+    "$VERSION" >"$PROC/version"
+cat >"$PROC/params" <<'EOF'
+ResmanDebugLevel: 4294967295
+RmLogonRC: 1
+ModifyDeviceFiles: 1
+DeviceFileUID: 0
+DeviceFileGID: 0
+DeviceFileMode: 438
+InitializeSystemMemoryAllocations: 1
+UsePageAttributeTable: 4294967295
+EnableMSI: 1
+EOF
+echo 'Binary: ""' >"$PROC/registry"
+
+for ((i = 0; i < NGPUS; i++)); do
+    bus=$(printf '0000:%02x:00.0' $((0x10 + i)))
+    uuid=$(printf 'GPU-5e1f0000-0000-4000-8000-%012x' "$i")
+    mkdir -p "$PROC/gpus/$bus"
+    # Same tab alignment as the real driver's information file.
+    {
+        printf 'Model: \t\t NVIDIA H100 80GB HBM3\n'
+        printf 'IRQ:   \t\t %d\n' $((150 + i))
+        printf 'GPU UUID: \t %s\n' "$uuid"
+        printf 'Video BIOS: \t 96.00.99.00.01\n'
+        printf 'Bus Type: \t PCIe\n'
+        printf 'DMA Size: \t 52 bits\n'
+        printf 'DMA Mask: \t 0xfffffffffffff\n'
+        printf 'Bus Location: \t %s\n' "$bus"
+        printf 'Device Minor: \t %d\n' "$i"
+        printf 'GPU Firmware: \t %s\n' "$VERSION"
+        printf 'GPU Excluded:\t No\n'
+    } >"$PROC/gpus/$bus/information"
+done
+
+rm -rf -- "$BUILD"
+echo "sim driver: $1 ($NGPUS GPUs)"

@@ -1,0 +1,35 @@
+/* Shared declarations of the simulated NVML (tests/sim). Same C signatures
+ * as the real nvml.h; return codes are plain int (NVML_SUCCESS = 0). */
+#ifndef SIM_NVML_H
+#define SIM_NVML_H
+
+typedef struct nvmlDevice_st *nvmlDevice_t;
+
+#define NVML_SUCCESS 0
+#define NVML_ERROR_UNINITIALIZED 1
+#define NVML_ERROR_INVALID_ARGUMENT 2
+#define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NO_PERMISSION 4
+#define NVML_ERROR_NOT_FOUND 6
+#define NVML_ERROR_INSUFFICIENT_SIZE 7
+#define NVML_ERROR_DRIVER_NOT_LOADED 9
+#define NVML_ERROR_UNKNOWN 999
+
+#define NVML_BRAND_TESLA 2
+
+int nvmlInit_v2(void);
+int nvmlInit(void);
+int nvmlShutdown(void);
+const char *nvmlErrorString(int result);
+int nvmlSystemGetDriverVersion(char *version, unsigned int length);
+int nvmlSystemGetCudaDriverVersion(int *cudaDriverVersion);
+int nvmlSystemGetCudaDriverVersion_v2(int *cudaDriverVersion);
+int nvmlDeviceGetCount_v2(unsigned int *deviceCount);
+int nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device);
+int nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length);
+int nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length);
+int nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int *minorNumber);
+int nvmlDeviceGetBrand(nvmlDevice_t device, int *type);
+int nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major, int *minor);
+
+#endif
