@@ -144,7 +144,7 @@ impl Inventory {
                 config
                     .binary_dirs
                     .iter()
-                    .find_map(|dir| root.regular_file(&dir.join(name)))
+                    .find_map(|dir| root.elf_executable(&dir.join(name)))
                     .map(|path| (name, path))
             })
             .collect();

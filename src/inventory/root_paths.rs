@@ -70,6 +70,17 @@ impl DriverRoot {
         host_path_of(&fd)
     }
 
+    /// The host path of `inner` if it resolves to an ELF executable. Driver utilities are
+    /// always ELF; a script of the same name is a host-side wrapper (it execs a host path
+    /// that does not exist in a container), so it is skipped.
+    pub fn elf_executable(&self, inner: &Path) -> Option<PathBuf> {
+        let path = self.regular_file(inner)?;
+        let mut magic = [0u8; 4];
+        let mut file = std::fs::File::open(&path).ok()?;
+        std::io::Read::read_exact(&mut file, &mut magic).ok()?;
+        (&magic == b"\x7fELF").then_some(path)
+    }
+
     /// The host path of `inner` if it resolves to a regular file.
     pub fn regular_file(&self, inner: &Path) -> Option<PathBuf> {
         let fd = resolve_in_root(&self.fd, inner).ok()?;
@@ -114,6 +125,16 @@ mod tests {
             driver_root.regular_file(Path::new("/usr/lib")),
             None,
             "a directory"
+        );
+        std::fs::write(root.join("usr/lib/wrapper"), b"#!/bin/sh\nexec /opt/x\n").unwrap();
+        std::fs::copy("/bin/sh", root.join("usr/lib/real")).unwrap();
+        assert_eq!(
+            driver_root.elf_executable(Path::new("/usr/lib/wrapper")),
+            None
+        );
+        assert_eq!(
+            driver_root.elf_executable(Path::new("/usr/lib/real")),
+            Some(root.join("usr/lib/real"))
         );
         assert_eq!(
             driver_root.existing(Path::new("/usr/lib")),

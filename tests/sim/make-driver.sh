@@ -111,7 +111,13 @@ for pid in "${pids[@]}"; do
     wait "$pid"
 done
 # Needs libnvidia-ml.so.1 at run time (ld cache or LD_LIBRARY_PATH); no rpath.
-gcc -o "$BINDIR/nvidia-smi" "$BUILD/smi.o" -L"$LIBDIR" -lnvidia-ml
+# Laid out like the GPU machine: the real nvidia-smi in /usr/local/nvidia/bin and, earlier on
+# the search path, a host-side shell wrapper that execs it by its host path. A hook that mounts
+# the wrapper into a container gives it an nvidia-smi that cannot run there.
+mkdir -p "$ROOT/usr/local/nvidia/bin"
+gcc -o "$ROOT/usr/local/nvidia/bin/nvidia-smi" "$BUILD/smi.o" -L"$LIBDIR" -lnvidia-ml
+printf '#!/bin/sh\n# host convenience wrapper\nexec /usr/local/nvidia/bin/nvidia-smi "$@"\n' >"$BINDIR/nvidia-smi"
+chmod 0755 "$BINDIR/nvidia-smi"
 
 # ---- firmware, persistenced socket -----------------------------------------
 FW=$ROOT/lib/firmware/nvidia/$VERSION

@@ -13,7 +13,7 @@ if [ "$#" -ne 1 ]; then
     echo "usage: $0 OUT" >&2
     exit 2
 fi
-BUSYBOX=/bin/busybox
+BUSYBOX=${BUSYBOX:-/bin/busybox}
 
 rm -rf -- "$1"
 mkdir -p -- "$1"

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The real-GPU suite: gpuhook as runc's prestart hook on a machine with an NVIDIA driver.
+#
+# Usage (as root): tests/gpu/run-suite.sh CARRY_DIR [OUT_DIR]
+#   CARRY_DIR/bin/{gpuhook,runc,busybox}  gpuhook (release build), runc, busybox-static
+#   CARRY_DIR/lib/libseccomp.so.2         runc's one library, if the machine lacks it
+# Builds only tests/gpu/vecadd.c (gcc). Prints one PASS/FAIL line per check, the timing
+# figures, and "N passed, M failed"; exits non-zero when a check failed. Everything is also
+# written to OUT_DIR/suite.log.
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+carry=$(realpath "${1:?usage: run-suite.sh CARRY_DIR [OUT_DIR]}")
+out=${2:-/tmp/gpuhook-gpu-out}
+mkdir -p "$out"
+exec > >(tee "$out/suite.log") 2>&1
+
+work=$(mktemp -d /tmp/gpuhook-gpu.XXXXXX)
+hook=$carry/bin/gpuhook
+export LD_LIBRARY_PATH=$carry/lib
+runc() { "$carry/bin/runc" --root "$work/runc-state" "$@"; }
+pass=0
+fail=0
+ok() { echo "PASS: $1"; pass=$((pass + 1)); }
+ko() { echo "FAIL: $1${2:+ -- $2}"; fail=$((fail + 1)); }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
+mounts() { awk '{ split($0, halves, " - "); print $5, halves[2] }' /proc/self/mountinfo | sort; }
+
+echo "== host"
+date -u +"date: %Y-%m-%dT%H:%M:%SZ"
+driver=$(awk '/NVRM version/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+(\.[0-9]+)?$/) { print $i; exit } }' /proc/driver/nvidia/version)
+echo "driver: $driver"
+nvidia-smi --query-gpu=index,name,uuid,pci.bus_id,persistence_mode --format=csv,noheader
+host_list=$(nvidia-smi -L)
+uuid0=$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)
+gpus=$(nvidia-smi -L | wc -l)
+echo "cgroup: $(stat -fc %T /sys/fs/cgroup) | kernel: $(uname -r) | runc: $(runc --version | head -1)"
+mounts_before=$(mounts)
+
+echo "== setup"
+gcc -O2 -o "$work/vecadd" "$repo/tests/gpu/vecadd.c" -ldl || { echo "cannot build vecadd"; exit 1; }
+tmpl=$work/rootfs
+BUSYBOX=$carry/bin/busybox bash "$repo/tests/sim/make-rootfs.sh" "$tmpl" || exit 1
+# The glibc pieces nvidia-smi, the driver libraries and vecadd need: the "image" part of the
+# rootfs. Never the NVIDIA files themselves: those must come from gpuhook.
+for f in "$(command -v nvidia-smi)" "$work/vecadd" $(ldconfig -p | awk '/libcuda.so.1 |libnvidia-ml.so.1 / && /x86-64/ { print $NF }'); do
+    ldd "$f" | awk '$3 ~ /^\// { print $3 }'
+done | sort -u | grep -v -e nvidia -e cuda | while read -r lib; do cp -L "$lib" "$tmpl/lib/x86_64-linux-gnu/"; done
+cp "$work/vecadd" "$tmpl/bin/vecadd"
+if [ -n "$(find "$tmpl" \( -name 'libcuda*' -o -name 'nvidia-smi' -o -name 'libnvidia*' \) -print -quit)" ]; then
+    echo "rootfs template carries NVIDIA files"; exit 1
+fi
+printf '[log]\nfile = "%s"\nlevel = "debug"\n' "$work/hook.log" > "$work/gpuhook.toml"
+
+# bundle NAME HOOK(yes|no) SCRIPT ENV...
+bundle() {
+    local name=$1 with_hook=$2 script=$3; shift 3
+    local b=$work/b-$name
+    rm -rf "$b"; mkdir -p "$b"; cp -a "$tmpl" "$b/rootfs"
+    (cd "$b" && runc spec)
+    python3 - "$b" "$hook" "$with_hook" "$work/gpuhook.toml" "$script" "$@" <<'PY'
+import json, sys
+b, hook, with_hook, config, script, *env = sys.argv[1:]
+spec = json.load(open(f"{b}/config.json"))
+spec["process"]["terminal"] = False
+spec["process"]["args"] = ["/bin/sh", "-c", script]
+spec["process"]["env"] = ["PATH=/usr/bin:/bin"] + env
+if with_hook == "yes":
+    spec["hooks"] = {"prestart": [{"path": hook, "args": ["nvidia-container-runtime-hook", "prestart"],
+                                   "env": [f"GPUHOOK_CONFIG={config}"]}]}
+elif with_hook == "nodes":
+    # No GPU asked for, but the device nodes bind-mounted in anyway: the cgroup must deny them.
+    spec["mounts"] += [{"destination": d, "source": d, "type": "bind", "options": ["bind"]}
+                       for d in ("/dev/nvidia0", "/dev/nvidiactl")]
+json.dump(spec, open(f"{b}/config.json", "w"))
+PY
+}
+# run NAME: runs the bundle, output in $work/NAME.{out,err}, returns runc's status.
+run() {
+    runc run --bundle "$work/b-$1" "gpu-$1-$$" < /dev/null > "$work/$1.out" 2> "$work/$1.err"
+    local rc=$?
+    runc delete --force "gpu-$1-$$" >/dev/null 2>&1
+    rm -rf "$work/b-$1"
+    return $rc
+}
+has() { grep -q -- "$2" "$work/$1"; }
+
+echo "== 1. all GPUs, default capabilities: nvidia-smi -L as on the host"
+bundle all yes 'nvidia-smi -L; echo "== vecadd"; vecadd; echo "== firmware"; ls /lib/firmware/nvidia/*/; echo "== mounts"; grep -e libcuda -e nvidia0 /proc/mounts' NVIDIA_VISIBLE_DEVICES=all
+run all; rc=$?
+cat "$work/all.out" "$work/all.err"
+check "runc run with the hook succeeds" test "$rc" = 0
+check "nvidia-smi -L inside equals the host's" test "$(sed -n '1,/^== vecadd/p' "$work/all.out" | grep '^GPU')" = "$host_list"
+echo "== 2. CUDA driver-API kernel inside the container"
+check "vector add of 1M floats is right" has all.out "vecadd: OK n=1048576 wrong=0"
+check "libcuda used is the one gpuhook mounted" has all.out "libcuda=/usr/lib/x86_64-linux-gnu/libcuda.so.$driver"
+check "libcuda is a read-only nosuid nodev mount" grep -q "libcuda.so.$driver .*ro,nosuid,nodev" "$work/all.out"
+check "GSP firmware of this driver is there" has all.out "gsp_"
+
+echo "== 3. selection and errors"
+bundle uuid yes 'nvidia-smi -L' "NVIDIA_VISIBLE_DEVICES=$uuid0"
+run uuid; check "by UUID: the GPU with that UUID" has uuid.out "$uuid0"
+bundle idx yes 'nvidia-smi -L' NVIDIA_VISIBLE_DEVICES=0
+run idx; check "by index 0: GPU 0" has idx.out "$uuid0"
+bundle badidx yes 'true' NVIDIA_VISIBLE_DEVICES=7
+run badidx; rc=$?; cat "$work/badidx.err"
+check "index 7 fails the start" test "$rc" != 0
+check "... with the clear message" has badidx.err "GPU 7 requested, this host has GPU"
+bundle baduuid yes 'true' NVIDIA_VISIBLE_DEVICES=GPU-deadbeef-0000
+run baduuid; rc=$?
+check "unknown UUID fails the start with the clear message" test "$rc" != 0 -a -n "$(grep 'GPU GPU-deadbeef-0000 requested' "$work/baduuid.err")"
+bundle none yes 'ls /usr/lib/x86_64-linux-gnu | grep -c "libcuda.so"; ls /dev | grep -c nvidia; nvidia-smi -L; echo "smi-exit=$?"' NVIDIA_VISIBLE_DEVICES=none
+run none; cat "$work/none.out"
+check "none: driver libraries present" test "$(sed -n 1p "$work/none.out")" -ge 1
+check "none: no device node" test "$(sed -n 2p "$work/none.out")" = 0
+check "none: nvidia-smi finds no GPU" test -z "$(grep '^GPU ' "$work/none.out")" -a -z "$(grep 'smi-exit=0' "$work/none.out")"
+bundle utility yes 'nvidia-smi -L; ls /usr/lib/x86_64-linux-gnu | grep -c "libcuda" ; vecadd; echo "vecadd-exit=$?"' NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=utility
+run utility; cat "$work/utility.out" "$work/utility.err"
+check "utility: nvidia-smi works" has utility.out "$uuid0"
+check "utility: no libcuda" test "$(grep -x '[0-9]*' "$work/utility.out" | head -1)" = 0
+check "utility: a CUDA program cannot start" has utility.out "vecadd-exit=1"
+
+echo "== 4. device cgroup v2 with runc's default rules"
+check "the host is on cgroup v2" test "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs
+bundle opens yes 'for d in nvidia0 nvidiactl nvidia-uvm; do (exec 3<>/dev/$d) && echo "open $d ok"; done' NVIDIA_VISIBLE_DEVICES=0
+run opens; cat "$work/opens.out" "$work/opens.err"
+for d in nvidia0 nvidiactl nvidia-uvm; do check "with the hook: /dev/$d opens" has opens.out "open $d ok"; done
+bundle denied nodes 'for d in nvidia0 nvidiactl; do (exec 3<>/dev/$d) 2>&1 || echo "open $d denied"; done'
+run denied; cat "$work/denied.out" "$work/denied.err"
+check "no GPU asked: /dev/nvidia0 present but denied" has denied.out "open nvidia0 denied"
+check "no GPU asked: /dev/nvidiactl present but denied" has denied.out "open nvidiactl denied"
+
+echo "== 5. driver files found under /usr/local/nvidia with the default config"
+bundle layout yes 'head -c 4 /usr/bin/nvidia-smi | od -An -c; ls /usr/lib/x86_64-linux-gnu | grep -c "\.so\.'"$driver"'$"' NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=all
+run layout; cat "$work/layout.out" "$work/layout.err"
+check "/usr/bin/nvidia-smi in the container is the ELF binary, not the host's wrapper script" grep -q "177   E   L   F" "$work/layout.out"
+check "all-capability libraries found through the host ld cache (/usr/local/nvidia/lib64)" test "$(tail -1 "$work/layout.out")" -ge 10
+
+echo "== 6. timing (20 starts each)"
+: > "$work/hook.log"
+for i in $(seq 20); do
+    for mode in yes no; do
+        bundle t-$mode $mode 'true' NVIDIA_VISIBLE_DEVICES=all
+        t0=$(date +%s%N); run t-$mode; t1=$(date +%s%N)
+        echo $(( (t1 - t0) / 1000 )) >> "$work/runc-$mode.us"
+    done
+done
+stats() { sort -n | awk '{ a[NR] = $1 } END { printf "median %.1f ms, worst %.1f ms (n=%d)", a[int((NR + 1) / 2)] / s, a[NR] / s, NR }' s="$1"; }
+hook_ms() { grep -o 'elapsed_ms=[0-9.]*' "$work/hook.log" | cut -d= -f2; }
+echo "hook's own wall time:   $(hook_ms | stats 1)"
+echo "runc run with gpuhook:  $(stats 1000 < "$work/runc-yes.us")"
+echo "runc run without hook:  $(stats 1000 < "$work/runc-no.us")"
+for req in "NVIDIA_REQUIRE_CUDA=cuda>=12.0" "NVIDIA_REQUIRE_ARCH=arch>=9.0"; do
+    : > "$work/hook.log"
+    for i in $(seq 5); do bundle req yes 'true' NVIDIA_VISIBLE_DEVICES=all "$req"; run req || ko "$req holds on this GPU" "$(cat "$work/req.err")"; done
+    echo "hook with $req: $(hook_ms | stats 1)"
+done
+bundle arch yes 'true' NVIDIA_VISIBLE_DEVICES=all "NVIDIA_REQUIRE_ARCH=arch>=10.0"
+run arch; rc=$?; cat "$work/arch.err"
+check "arch requirement read from NVML fails the start" test "$rc" != 0 -a -n "$(grep 'arch>=10.0 does not hold' "$work/arch.err")"
+
+echo "== 7. 20 containers in parallel"
+for i in $(seq 20); do bundle par$i yes 'nvidia-smi -L' NVIDIA_VISIBLE_DEVICES=all; done
+pids=()
+for i in $(seq 20); do run par$i & pids+=($!); done
+# Wait for these jobs by pid: a bare `wait` also waits for the tee of this script's output.
+for pid in "${pids[@]}"; do wait "$pid"; done
+seen=0
+for i in $(seq 20); do grep -q "$uuid0" "$work/par$i.out" && seen=$((seen + 1)); done
+check "all 20 parallel containers saw the GPU ($seen/20)" test "$seen" = 20
+sleep 1
+check "no container left in runc" test -z "$(runc list -q)"
+check "no gpuhook or runc process left" test -z "$(pgrep -f "$carry/bin/(gpuhook|runc)")"
+check "the host mount table is as before the suite" test "$(mounts)" = "$mounts_before"
+
+echo "== hook log (last lines)"
+tail -3 "$work/hook.log"
+rm -rf "$work"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
