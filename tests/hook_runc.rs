@@ -15,6 +15,7 @@ echo "== firmware =="; ls /lib/firmware/nvidia/580.159.04 2>&1
 echo "== write =="; (echo x > /usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04) 2>&1 || echo refused
 echo "== mountflags =="; grep libcuda.so /proc/mounts
 echo "== params =="; grep ModifyDeviceFiles /proc/driver/nvidia/params
+echo "== ipc =="; ls -d /run/nvidia-persistenced/socket /tmp/nvidia-mps 2>&1
 echo "== end =="
 "#;
 
@@ -31,7 +32,41 @@ fn all_gpus_are_usable_inside_the_container() {
     }
     let sim = Sim::build(2);
     let before = host_mounts();
-    let out = run_inspect("all", &sim, &["NVIDIA_VISIBLE_DEVICES=all"], "").expect_success();
+    let log = std::env::temp_dir().join(format!("gpuhook-test-all-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let bundle = Bundle::new(
+        "all",
+        &["NVIDIA_VISIBLE_DEVICES=all"],
+        INSPECT,
+        &sim.config(&log, ""),
+    );
+    let out = bundle.run().expect_success();
+    // The container's ld cache, as the host's ldconfig reads it, resolves the driver sonames.
+    let cache = std::process::Command::new("ldconfig")
+        .arg("-p")
+        .arg("-C")
+        .arg(bundle.rootfs().join("etc/ld.so.cache"))
+        .output()
+        .unwrap();
+    let cache = String::from_utf8_lossy(&cache.stdout);
+    for soname in ["libcuda.so.1", "libnvidia-ml.so.1"] {
+        let line = cache.lines().find(|l| l.trim_start().starts_with(soname));
+        assert!(
+            line.is_some_and(|l| l.ends_with(&format!("{LIB_DIR}/{soname}"))),
+            "{soname} not in the container's ld cache:\n{cache}"
+        );
+    }
+    // One log line for the container, naming both GPUs.
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    let line = log_text
+        .lines()
+        .find(|l| l.contains(&bundle.id))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("0={}", sim.uuid(0)))
+            && line.contains(&format!("1={}", sim.uuid(1))),
+        "{log_text}"
+    );
     assert_eq!(
         out.section("dev"),
         [
@@ -90,6 +125,10 @@ fn all_gpus_are_usable_inside_the_container() {
     let flags = out.section("mountflags").join("\n");
     assert!(flags.contains("ro,nosuid,nodev"), "{flags}");
     assert_eq!(out.section("params"), ["ModifyDeviceFiles: 0"]);
+    assert_eq!(
+        out.section("ipc"),
+        ["/run/nvidia-persistenced/socket", "/tmp/nvidia-mps"]
+    );
     assert_eq!(host_mounts(), before, "the host's mount table changed");
 }
 

@@ -10,7 +10,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::ApplyError;
-use crate::inventory::resolve_in_root;
+use crate::inventory::{open_root_dir, resolve_in_root};
 
 /// What must be at a mount target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +33,9 @@ pub struct Rootfs {
 
 impl Rootfs {
     pub fn open(path: &Path) -> Result<Rootfs, ApplyError> {
-        let fd = rustix::fs::open(
-            path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| ApplyError::io(format!("open the container rootfs {}", path.display()), e))?;
+        let fd = open_root_dir(path).map_err(|e| {
+            ApplyError::io(format!("open the container rootfs {}", path.display()), e)
+        })?;
         Ok(Rootfs {
             path: path.to_path_buf(),
             fd,
@@ -67,17 +64,24 @@ impl Rootfs {
         wanted: TargetType,
     ) -> Result<OwnedFd, ApplyError> {
         let inner = normalized(inner)?;
-        let fd = match resolve_in_root(&self.fd, &inner) {
+        self.open_or_create(&inner, wanted)
+    }
+
+    /// Opens `inner`, creating it and missing parents one component at a time, and checks it
+    /// is of the wanted type and not on procfs or sysfs.
+    fn open_or_create(&mut self, inner: &Path, wanted: TargetType) -> Result<OwnedFd, ApplyError> {
+        let fd = match resolve_in_root(&self.fd, inner) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
-                let parent = inner.parent().unwrap_or(Path::new("/"));
-                let name = inner.file_name().ok_or_else(|| ApplyError::Target {
-                    path: inner.clone(),
-                    problem: "has no file name".into(),
-                })?;
-                let parent_fd = self.directory(parent)?;
-                self.create(&parent_fd, name, &inner, wanted)?;
-                resolve_in_root(&self.fd, &inner).map_err(|e| {
+                let (Some(parent), Some(name)) = (inner.parent(), inner.file_name()) else {
+                    return Err(ApplyError::Target {
+                        path: inner.to_path_buf(),
+                        problem: "cannot be created".into(),
+                    });
+                };
+                let parent_fd = self.open_or_create(parent, TargetType::Directory)?;
+                self.create(&parent_fd, name, inner, wanted)?;
+                resolve_in_root(&self.fd, inner).map_err(|e| {
                     ApplyError::io(format!("open {} in the container", inner.display()), e)
                 })?
             }
@@ -88,42 +92,8 @@ impl Rootfs {
                 ))
             }
         };
-        check_target(&fd, &inner, wanted)?;
+        check_target(&fd, inner, wanted)?;
         Ok(fd)
-    }
-
-    /// Opens the directory `inner`, creating missing components one by one.
-    fn directory(&mut self, inner: &Path) -> Result<OwnedFd, ApplyError> {
-        match resolve_in_root(&self.fd, inner) {
-            Ok(fd) => {
-                let stat = rustix::fs::fstat(&fd)
-                    .map_err(|e| ApplyError::io(format!("stat {}", inner.display()), e))?;
-                if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
-                    return Err(ApplyError::Target {
-                        path: inner.to_path_buf(),
-                        problem: "is not a directory".into(),
-                    });
-                }
-                check_filesystem(&fd, inner)?;
-                Ok(fd)
-            }
-            Err(Errno::NOENT) => {
-                let parent = inner.parent().unwrap_or(Path::new("/"));
-                let name = inner.file_name().ok_or_else(|| ApplyError::Target {
-                    path: inner.to_path_buf(),
-                    problem: "cannot be created".into(),
-                })?;
-                let parent_fd = self.directory(parent)?;
-                self.create(&parent_fd, name, inner, TargetType::Directory)?;
-                resolve_in_root(&self.fd, inner).map_err(|e| {
-                    ApplyError::io(format!("open {} in the container", inner.display()), e)
-                })
-            }
-            Err(e) => Err(ApplyError::io(
-                format!("resolve {} in the container", inner.display()),
-                e,
-            )),
-        }
     }
 
     /// Creates one entry in `parent_fd`, never following a symlink already named so (a
@@ -172,11 +142,7 @@ impl Rootfs {
 /// Removes entries a failed run created, resolving each again inside the rootfs (from the
 /// host's mount namespace, where the container's mounts do not pin them).
 pub fn remove_created(rootfs: &Path, created: &[(PathBuf, TargetType)]) {
-    let Ok(root_fd) = rustix::fs::open(
-        rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Ok(root_fd) = open_root_dir(rootfs) else {
         return;
     };
     for (inner, kind) in created {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::catalog;
 use crate::config::DriverConfig;
 pub use proc_driver::GpuInformation;
-pub use root_paths::resolve_in_root;
+pub use root_paths::{open_root_dir, resolve_in_root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {

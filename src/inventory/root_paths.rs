@@ -46,18 +46,22 @@ pub fn resolve_in_root(root_fd: impl AsFd, inner: &Path) -> rustix::io::Result<O
 /// Retries for a resolution that keeps racing with mount-table changes (each is cheap).
 const MAX_RESOLVE_ATTEMPTS: u32 = 128;
 
+/// An `O_PATH` fd of a trusted directory (a root that in-root paths are resolved from).
+pub fn open_root_dir(path: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 pub struct DriverRoot {
     fd: OwnedFd,
 }
 
 impl DriverRoot {
     pub fn open(root: &Path) -> Result<DriverRoot, InventoryError> {
-        let fd = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| InventoryError::Read {
+        let fd = open_root_dir(root).map_err(|e| InventoryError::Read {
             path: root.to_path_buf(),
             source: e.into(),
         })?;

@@ -125,6 +125,8 @@ mkdir -p "$FW"
 head -c 64 /dev/urandom >"$FW/gsp_ga10x.bin"
 head -c 64 /dev/urandom >"$FW/gsp_tu10x.bin"
 
+# The MPS control daemon's pipe directory, as nvidia-cuda-mps-control -d makes it.
+mkdir -p "$ROOT/tmp/nvidia-mps"
 mkdir -p "$ROOT/run/nvidia-persistenced"
 # Bind by relative name: sun_path is limited to 108 bytes.
 (cd "$ROOT/run/nvidia-persistenced" &&
