@@ -43,6 +43,31 @@ pub struct Config {
     pub hook: HookConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The runtime shim (`gpuhook-runtime`).
+    pub runtime: RuntimeConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RuntimeConfig {
+    /// Low-level runtimes to exec, the first found wins: names are looked up in `PATH`,
+    /// absolute paths are taken as they are.
+    pub runtimes: Vec<String>,
+    /// The hook the shim adds to GPU containers' specs. Empty: the `gpuhook` next to
+    /// `gpuhook-runtime`, else `/usr/bin/gpuhook`.
+    pub hook_path: PathBuf,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            runtimes: ["docker-runc", "runc", "crun"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            hook_path: PathBuf::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -103,6 +128,7 @@ impl Default for Config {
             driver: DriverConfig::default(),
             hook: HookConfig::default(),
             log: LogConfig::default(),
+            runtime: RuntimeConfig::default(),
         }
     }
 }

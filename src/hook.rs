@@ -42,9 +42,10 @@ pub struct OciState {
 pub enum Outcome {
     /// The container asked for no GPU and was left as it was.
     Untouched,
-    /// GPUs `(index, uuid)` and this many mounts were given.
+    /// GPUs `(index, uuid)`, the driver capabilities and this many mounts were given.
     Injected {
         gpus: Vec<(u32, String)>,
+        capabilities: Vec<&'static str>,
         mounts: usize,
     },
 }
@@ -88,6 +89,7 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
     apply::apply(&plan, &Container { pid, rootfs }, config)?;
     Ok(Outcome::Injected {
         gpus: plan.gpus,
+        capabilities: request.capabilities.iter().map(|c| c.name()).collect(),
         mounts: plan.mounts.len(),
     })
 }

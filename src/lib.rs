@@ -7,8 +7,10 @@
 pub mod apply;
 pub mod catalog;
 pub mod config;
+pub mod configure;
 pub mod hook;
 pub mod inventory;
 pub mod log;
 pub mod plan;
 pub mod request;
+pub mod runtime;

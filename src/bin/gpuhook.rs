@@ -2,14 +2,18 @@
 //! dockerd's `--gpus` looks for).
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use gpuhook::config::{Config, LogLevel, CONFIG_ENV, DEFAULT_CONFIG_PATH};
+use gpuhook::configure::{self, Engine, Registration};
 use gpuhook::hook::{self, OciState, Outcome};
 use gpuhook::log::Log;
+
+/// The name dockerd's `--gpus` support looks up in its PATH.
+const COMPAT_HOOK_NAME: &str = "nvidia-container-runtime-hook";
 
 #[derive(Parser)]
 #[command(
@@ -17,8 +21,8 @@ use gpuhook::log::Log;
     about = "Gives OCI containers NVIDIA GPUs (an OCI hook, a drop-in for nvidia-container-runtime-hook)"
 )]
 struct Cli {
-    /// Config file [default: $GPUHOOK_CONFIG, else /etc/gpuhook/config.toml]
-    #[arg(long, global = true)]
+    /// gpuhook's config file [default: $GPUHOOK_CONFIG, else /etc/gpuhook/config.toml]
+    #[arg(long)]
     config: Option<PathBuf>,
     /// Log at debug level.
     #[arg(long, global = true)]
@@ -41,6 +45,38 @@ enum Command {
     Poststart,
     /// Accepted for compatibility; does nothing.
     Poststop,
+    /// Register gpuhook-runtime with a container engine (edits its config file, with a backup).
+    Configure {
+        /// The engine whose config to edit.
+        #[arg(long = "runtime", value_enum)]
+        engine: Engine,
+        /// The engine's config file [default: /etc/docker/daemon.json,
+        /// /etc/containerd/config.toml, /etc/crio/crio.conf.d/99-gpuhook.conf]
+        #[arg(long = "config")]
+        engine_config: Option<PathBuf>,
+        /// Name of the runtime entry.
+        #[arg(long, default_value = "gpuhook")]
+        name: String,
+        /// Path of gpuhook-runtime [default: next to this gpuhook, else /usr/bin/gpuhook-runtime]
+        #[arg(long)]
+        runtime_path: Option<PathBuf>,
+        /// Make it the engine's default runtime.
+        #[arg(long)]
+        set_as_default: bool,
+        /// Print the resulting file instead of writing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Put `nvidia-container-runtime-hook` (the name dockerd's --gpus runs) in a directory on
+    /// PATH, pointing at this gpuhook.
+    Install {
+        /// Where to put the link.
+        #[arg(long, default_value = "/usr/bin")]
+        bin_dir: PathBuf,
+        /// Replace an existing file of that name that is not gpuhook (NVIDIA's package's).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +85,24 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Prestart | Command::CreateRuntime | Command::CreateContainer => {}
         Command::Poststart | Command::Poststop => return ExitCode::SUCCESS,
+        Command::Configure {
+            engine,
+            engine_config,
+            name,
+            runtime_path,
+            set_as_default,
+            dry_run,
+        } => {
+            let registration = Registration {
+                name,
+                runtime_path: runtime_path
+                    .unwrap_or_else(|| sibling_or("gpuhook-runtime", "/usr/bin/gpuhook-runtime")),
+                set_as_default,
+            };
+            let path = engine_config.unwrap_or_else(|| engine.default_config_path().to_path_buf());
+            return configure(engine, &path, &registration, dry_run);
+        }
+        Command::Install { bin_dir, force } => return install(&bin_dir, force),
     }
     let (config_path, named) = match (cli.config, std::env::var_os(CONFIG_ENV)) {
         (Some(path), _) => (path, true),
@@ -85,21 +139,104 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Ok(Outcome::Injected { gpus, mounts }) => {
+        Ok(Outcome::Injected {
+            gpus,
+            capabilities,
+            mounts,
+        }) => {
             let gpus: Vec<String> = gpus.iter().map(|(i, uuid)| format!("{i}={uuid}")).collect();
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
             log.write(
                 LogLevel::Info,
                 &format!(
-                    "container={} gpus=[{}] mounts={mounts} elapsed_ms={elapsed_ms:.2}",
+                    "container={} gpus=[{}] caps={} mounts={mounts} elapsed_ms={elapsed_ms:.2}",
                     state.id,
-                    gpus.join(",")
+                    gpus.join(","),
+                    capabilities.join(",")
                 ),
             );
             ExitCode::SUCCESS
         }
         Err(e) => fail(Some(&log), &format!("container {}: {e}", state.id)),
     }
+}
+
+fn configure(engine: Engine, path: &Path, registration: &Registration, dry_run: bool) -> ExitCode {
+    if dry_run {
+        let rendered = configure::read_current(path).and_then(|current| {
+            configure::render(engine, current.as_deref().unwrap_or(""), path, registration)
+        });
+        return match rendered {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(None, &e.to_string()),
+        };
+    }
+    match configure::apply(engine, path, registration) {
+        Ok(configure::Outcome::AlreadyConfigured) => {
+            println!(
+                "{}: runtime {:?} already configured; nothing changed",
+                path.display(),
+                registration.name
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(configure::Outcome::Written { backup }) => {
+            let backup = backup
+                .map(|b| format!(" (previous file saved as {})", b.display()))
+                .unwrap_or_default();
+            println!(
+                "{}: runtime {:?} added{backup}; {}",
+                path.display(),
+                registration.name,
+                engine.restart_hint()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(None, &e.to_string()),
+    }
+}
+
+fn install(bin_dir: &Path, force: bool) -> ExitCode {
+    let Ok(own) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return fail(None, "cannot find this gpuhook binary's path");
+    };
+    let link = bin_dir.join(COMPAT_HOOK_NAME);
+    if let Ok(existing) = link.canonicalize() {
+        if existing == own {
+            println!("{} already points at {}", link.display(), own.display());
+            return ExitCode::SUCCESS;
+        }
+        if !force {
+            return fail(None, &format!(
+                "{} exists and is not gpuhook (NVIDIA's nvidia-container-toolkit package?): remove that package, or pass --force to replace it",
+                link.display()
+            ));
+        }
+    }
+    let _ = std::fs::remove_file(&link);
+    match std::os::unix::fs::symlink(&own, &link) {
+        Ok(()) => {
+            println!(
+                "{} -> {}; restart dockerd so `docker run --gpus` finds it",
+                link.display(),
+                own.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(None, &format!("cannot create {}: {e}", link.display())),
+    }
+}
+
+/// A binary installed next to this one, else `fallback`.
+fn sibling_or(name: &str, fallback: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(fallback))
 }
 
 /// One line a user can act on, on stderr (runc shows it when it aborts the container).

@@ -103,6 +103,8 @@ pub struct InjectionPlan {
     /// Indices and UUIDs of the selected GPUs, for logs.
     pub gpus: Vec<(u32, String)>,
     pub mounts: Vec<MountEntry>,
+    /// The device nodes given (also among `mounts`), for appliers that declare them.
+    pub devices: Vec<DeviceNode>,
     pub device_rules: Vec<DeviceRule>,
     pub proc_driver: ProcDriverView,
     /// Directories the container's ld cache must index.
@@ -187,6 +189,7 @@ pub fn plan(
             .collect(),
         mounts,
         device_rules,
+        devices: devices.into_iter().cloned().collect(),
         proc_driver: ProcDriverView {
             version: inventory.proc_version.clone(),
             params: crate::inventory::proc_driver::container_params(&inventory.proc_params),

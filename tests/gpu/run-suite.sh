@@ -2,7 +2,8 @@
 # The real-GPU suite: gpuhook as runc's prestart hook on a machine with an NVIDIA driver.
 #
 # Usage (as root): tests/gpu/run-suite.sh CARRY_DIR [OUT_DIR]
-#   CARRY_DIR/bin/{gpuhook,runc,busybox}  gpuhook (release build), runc, busybox-static
+#   CARRY_DIR/bin/{gpuhook,gpuhook-runtime,runc,busybox}  gpuhook's two binaries (release
+#                                         build), runc, busybox-static
 #   CARRY_DIR/lib/libseccomp.so.2         runc's one library, if the machine lacks it
 # Builds only tests/gpu/vecadd.c (gcc). Prints one PASS/FAIL line per check, the timing
 # figures, and "N passed, M failed"; exits non-zero when a check failed. Everything is also
@@ -167,6 +168,57 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 seen=0
 for i in $(seq 20); do grep -q "$uuid0" "$work/par$i.out" && seen=$((seen + 1)); done
 check "all 20 parallel containers saw the GPU ($seen/20)" test "$seen" = 20
+
+echo "== 8. runtime shim: GPU device rules in the spec survive a re-application of the cgroup"
+# With the systemd cgroup driver, runc hands the spec's device rules to systemd (DeviceAllow=),
+# and every `systemctl daemon-reload` makes systemd attach a device program built from them.
+# This machine has no systemd (PID 1 below) and `runc update` skips devices on purpose, so
+# tests/gpu/reapply-devices.c does what systemd does: it attaches (BPF_F_ALLOW_MULTI) a program
+# allowing exactly the rules runc recorded from the spec. A GPU allowed only by the hook's own
+# cgroup edit is lost then (the incumbent's "Failed to initialize NVML: Unknown Error"); one the
+# shim wrote into the spec stays.
+echo "PID 1 here: $(ps -p 1 -o comm= 2>/dev/null || echo unknown)"
+gcc -O2 -o "$work/reapply-devices" "$repo/tests/gpu/reapply-devices.c" || ko "build reapply-devices.c"
+printf '[log]\nfile = "%s"\nlevel = "debug"\n[runtime]\nruntimes = ["%s"]\n' "$work/hook.log" "$carry/bin/runc" > "$work/shim.toml"
+probe='(exec 3<>/dev/nvidia0) 2>/dev/null && echo "open ok" || echo "open denied"; nvidia-smi -L 2>&1 | head -1'
+reapply() { # reapply NAME: the probe before and after the systemd-style re-application
+    local id="gpu-$1-$$" pid cg rules
+    runc exec "$id" sh -c "$probe" > "$work/$1.before" 2>&1
+    pid=$(runc state "$id" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+    cg=/sys/fs/cgroup$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup")
+    mapfile -t rules < <(python3 - "$work/runc-state/$id/state.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["config"]["cgroups"]["devices"]:
+    if r["allow"]:
+        print(chr(r["type"]), r["major"], r["minor"], r["permissions"])
+PY
+)
+    "$work/reapply-devices" "$cg" "${rules[@]}"
+    runc exec "$id" sh -c "$probe" > "$work/$1.after" 2>&1
+    echo "$1 before: $(tr '\n' ' ' < "$work/$1.before")"; echo "$1 after:  $(tr '\n' ' ' < "$work/$1.after")"
+    runc delete --force "$id" >/dev/null 2>&1
+}
+bundle hookonly yes 'sleep 60' NVIDIA_VISIBLE_DEVICES=0
+runc run -d --bundle "$work/b-hookonly" "gpu-hookonly-$$" < /dev/null > /dev/null 2>&1
+reapply hookonly
+check "hook only (what docker --gpus gets): the GPU opens before the re-application" has hookonly.before "open ok"
+check "hook only: the re-application takes it away (reproduces the daemon-reload failure)" has hookonly.after "open denied"
+bundle shim no 'sleep 60' NVIDIA_VISIBLE_DEVICES=0
+GPUHOOK_CONFIG=$work/shim.toml "$carry/bin/gpuhook-runtime" --root "$work/runc-state" run -d --bundle "$work/b-shim" "gpu-shim-$$" < /dev/null > "$work/shim.err" 2>&1 || cat "$work/shim.err"
+check "the shim wrote /dev/nvidia0 into linux.devices and linux.resources.devices" python3 -c '
+import json, sys, os
+spec = json.load(open(sys.argv[1]))
+node = os.stat("/dev/nvidia0")
+declared = [d for d in spec["linux"]["devices"] if d["path"] == "/dev/nvidia0"]
+allowed = [r for r in spec["linux"]["resources"]["devices"] if r.get("allow") and r.get("major") == os.major(node.st_rdev) and r.get("minor") == os.minor(node.st_rdev)]
+sys.exit(0 if declared and allowed else 1)' "$work/b-shim/config.json"
+reapply shim
+check "through the shim: /dev/nvidia0 opens before the re-application" has shim.before "open ok"
+check "through the shim: /dev/nvidia0 still opens after it" has shim.after "open ok"
+check "through the shim: nvidia-smi still sees the GPU after it" has shim.after "$uuid0"
+rm -rf "$work/b-hookonly" "$work/b-shim"
+
+echo "== 9. the host is left clean (after the parallel starts of 7 and everything else)"
 sleep 1
 check "no container left in runc" test -z "$(runc list -q)"
 check "no gpuhook or runc process left" test -z "$(pgrep -f "$carry/bin/(gpuhook|runc)")"

@@ -22,22 +22,30 @@ pub fn gpuhook_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gpuhook"))
 }
 
+pub fn gpuhook_runtime_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gpuhook-runtime"))
+}
+
 /// True when root and runc are here. Otherwise says so loudly; in CI that is a failure.
 pub fn prerequisites(test: &str) -> bool {
-    let root = rustix::process::geteuid().is_root();
-    let runc = Command::new("runc")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if root && runc {
+    prerequisites_with(test, &["runc"])
+}
+
+/// True when running as root with every program in `programs` on PATH. Otherwise says so
+/// loudly; in CI (`CI` set) that is a failure.
+pub fn prerequisites_with(test: &str, programs: &[&str]) -> bool {
+    let mut missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| which(p).is_none())
+        .collect();
+    if !rustix::process::geteuid().is_root() {
+        missing.insert(0, "root");
+    }
+    if missing.is_empty() {
         return true;
     }
-    let missing = format!(
-        "{}{}",
-        if root { "" } else { "root " },
-        if runc { "" } else { "runc" }
-    );
+    let missing = missing.join(" ");
     if std::env::var_os("CI").is_some() {
         panic!("{test}: missing prerequisite(s) in CI: {missing}");
     }
@@ -47,7 +55,18 @@ pub fn prerequisites(test: &str) -> bool {
     false
 }
 
-fn sh(cmd: &mut Command) -> Output {
+/// The first executable named `program` on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+pub fn sh(cmd: &mut Command) -> Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
@@ -114,7 +133,7 @@ impl Sim {
 }
 
 /// A pristine busybox + glibc rootfs, built once per test binary and copied per bundle.
-fn rootfs_template() -> &'static Path {
+pub fn rootfs_template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let dir =

@@ -1,0 +1,184 @@
+//! `gpuhook-runtime`: a runc-compatible shim. For `create`/`run` of a container that asks for
+//! GPUs it adds the gpuhook prestart hook and the GPUs' device nodes and allow-rules to the
+//! spec (so runc and systemd know them and re-applying the spec keeps them), then it execs
+//! the real low-level runtime with its arguments unchanged. Everything else passes straight
+//! through.
+
+pub mod args;
+pub mod runc_log;
+pub mod spec_edit;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde_json::Value;
+
+use crate::config::{Config, CONFIG_ENV};
+use crate::inventory::{Inventory, InventoryError, InventoryNeeds};
+use crate::plan::{self, ContainerLayout, PlanError};
+use crate::request::{self, ContainerFacts, RequestError, RequestPolicy};
+pub use args::RuncInvocation;
+pub use spec_edit::{EditSummary, GpuEdits};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no low-level runtime found (looked for {looked_for} in PATH): install runc or set runtime.runtimes in the config")]
+    NoRuntime { looked_for: String },
+    #[error("cannot {what} {path}: {message}")]
+    Spec {
+        what: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// What the shim did to a bundle.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Prepared {
+    /// Not a container-creating command, or a container that asks for no GPU.
+    Untouched,
+    /// GPUs `(index, uuid)` given, and what changed in the spec.
+    Gpus {
+        gpus: Vec<(u32, String)>,
+        summary: EditSummary,
+    },
+}
+
+/// Edits the bundle's spec for a GPU container (see the module docs).
+pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared, RuntimeError> {
+    if !invocation.creates_container() {
+        return Ok(Prepared::Untouched);
+    }
+    let bundle = invocation.bundle_dir().map_err(|e| RuntimeError::Spec {
+        what: "find the bundle",
+        path: PathBuf::from("."),
+        message: e.to_string(),
+    })?;
+    let spec_path = bundle.join("config.json");
+    let text = std::fs::read(&spec_path).map_err(|e| RuntimeError::Spec {
+        what: "read",
+        path: spec_path.clone(),
+        message: e.to_string(),
+    })?;
+    let mut tree: Value = serde_json::from_slice(&text).map_err(|e| RuntimeError::Spec {
+        what: "parse",
+        path: spec_path.clone(),
+        message: e.to_string(),
+    })?;
+    let spec: Spec = serde_json::from_value(tree.clone()).map_err(|e| RuntimeError::Spec {
+        what: "parse",
+        path: spec_path.clone(),
+        message: e.to_string(),
+    })?;
+    let Some(request) = request::container_request(
+        &ContainerFacts::from_spec(&spec),
+        &RequestPolicy::from(config),
+    )?
+    else {
+        return Ok(Prepared::Untouched);
+    };
+    // The plan's device nodes are what the hook will mount: the same nodes go into the spec.
+    // Requirements are left to the hook (it loads libcuda/NVML only when they need checking).
+    let inventory = Inventory::read(&config.driver, InventoryNeeds::default())?;
+    let mut device_request = request.clone();
+    device_request.requirements.clear();
+    let plan = plan::plan(
+        &device_request,
+        &inventory,
+        &ContainerLayout::for_rootfs(true),
+    )?;
+    let edits = GpuEdits {
+        hook_path: hook_path(config).to_string_lossy().into_owned(),
+        hook_env: std::env::var(CONFIG_ENV)
+            .map(|c| vec![format!("{CONFIG_ENV}={c}")])
+            .unwrap_or_default(),
+        devices: plan.devices,
+    };
+    let summary = spec_edit::apply(&mut tree, &edits).map_err(|message| RuntimeError::Spec {
+        what: "edit",
+        path: spec_path.clone(),
+        message,
+    })?;
+    if summary.changed() {
+        let pretty = text.starts_with(b"{\n") || text.starts_with(b"{\r\n");
+        write_atomically(&spec_path, &tree, pretty).map_err(|e| RuntimeError::Spec {
+            what: "write",
+            path: spec_path.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(Prepared::Gpus {
+        gpus: plan.gpus,
+        summary,
+    })
+}
+
+/// The gpuhook binary the spec's hook runs.
+pub fn hook_path(config: &Config) -> PathBuf {
+    if !config.runtime.hook_path.as_os_str().is_empty() {
+        return config.runtime.hook_path.clone();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("gpuhook")))
+        .filter(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/gpuhook"))
+}
+
+/// Writes next to the file, then renames over it: runc never sees half a spec.
+fn write_atomically(path: &Path, tree: &Value, pretty: bool) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    let bytes = if pretty {
+        serde_json::to_vec_pretty(tree)?
+    } else {
+        serde_json::to_vec(tree)?
+    };
+    file.write_all(&bytes)?;
+    file.as_file().sync_all()?;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o644);
+    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(mode))?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The low-level runtime to exec: the first of `runtimes` that exists.
+pub fn find_runtime(config: &Config) -> Result<PathBuf, RuntimeError> {
+    let path_var = std::env::var_os("PATH").unwrap_or_else(|| {
+        OsString::from("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    });
+    let own = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok());
+    for name in &config.runtime.runtimes {
+        let candidates: Vec<PathBuf> = if name.contains('/') {
+            vec![PathBuf::from(name)]
+        } else {
+            std::env::split_paths(&path_var)
+                .map(|dir| dir.join(name))
+                .collect()
+        };
+        for candidate in candidates {
+            let is_executable = std::fs::metadata(&candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            // Never exec ourselves (a runc symlinked to the shim would loop forever).
+            if is_executable && candidate.canonicalize().ok() != own {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(RuntimeError::NoRuntime {
+        looked_for: config.runtime.runtimes.join(", "),
+    })
+}

@@ -1,0 +1,230 @@
+//! Edits to a container's `config.json`, made on its JSON tree so that every field gpuhook does
+//! not touch keeps its value and its place (serde_json's `preserve_order`), including fields
+//! newer than the `oci-spec` crate knows.
+
+use serde_json::{json, Map, Value};
+
+use crate::inventory::DeviceNode;
+
+/// Names a GPU prestart hook goes by: ours, or NVIDIA's name that dockerd's `--gpus` adds.
+const HOOK_NAMES: [&str; 2] = ["gpuhook", "nvidia-container-runtime-hook"];
+
+/// What the shim adds to a GPU container's spec.
+#[derive(Debug, Clone)]
+pub struct GpuEdits {
+    pub hook_path: String,
+    /// Env for the hook process (e.g. `GPUHOOK_CONFIG`), never the container's.
+    pub hook_env: Vec<String>,
+    /// Device nodes to declare in `linux.devices` and allow in `linux.resources.devices`.
+    pub devices: Vec<DeviceNode>,
+}
+
+/// What an edit changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EditSummary {
+    pub hook_added: bool,
+    pub devices_added: usize,
+}
+
+impl EditSummary {
+    pub fn changed(&self) -> bool {
+        self.hook_added || self.devices_added > 0
+    }
+}
+
+/// Applies the edits; running it twice changes nothing the second time.
+pub fn apply(spec: &mut Value, edits: &GpuEdits) -> Result<EditSummary, String> {
+    let root = spec
+        .as_object_mut()
+        .ok_or("config.json is not a JSON object")?;
+    let mut summary = EditSummary::default();
+    if !has_gpu_hook(root, &edits.hook_path) {
+        let hooks = object_entry(root, "hooks")?;
+        let prestart = array_entry(hooks, "prestart")?;
+        let mut hook = json!({ "path": edits.hook_path, "args": ["gpuhook", "prestart"] });
+        if !edits.hook_env.is_empty() {
+            hook["env"] = json!(edits.hook_env);
+        }
+        prestart.push(hook);
+        summary.hook_added = true;
+    }
+    let linux = object_entry(root, "linux")?;
+    for device in &edits.devices {
+        let path = device.path.to_string_lossy();
+        let declared = array_entry(linux, "devices")?;
+        if declared
+            .iter()
+            .any(|d| d.get("path").and_then(Value::as_str) == Some(&path))
+        {
+            continue;
+        }
+        declared.push(json!({
+            "path": path, "type": "c", "major": device.major, "minor": device.minor,
+            "fileMode": 0o666, "uid": 0, "gid": 0,
+        }));
+        let resources = object_entry(linux, "resources")?;
+        array_entry(resources, "devices")?.push(json!({
+            "allow": true, "type": "c", "major": device.major, "minor": device.minor, "access": "rw",
+        }));
+        summary.devices_added += 1;
+    }
+    Ok(summary)
+}
+
+fn has_gpu_hook(root: &Map<String, Value>, hook_path: &str) -> bool {
+    let Some(hooks) = root.get("hooks").and_then(Value::as_object) else {
+        return false;
+    };
+    ["prestart", "createRuntime"]
+        .iter()
+        .filter_map(|stage| hooks.get(*stage).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|h| h.get("path").and_then(Value::as_str))
+        .any(|path| {
+            path == hook_path
+                || std::path::Path::new(path)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| HOOK_NAMES.contains(&n))
+        })
+}
+
+fn object_entry<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut Map<String, Value>, String> {
+    parent
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| format!("`{key}` in config.json is not an object"))
+}
+
+fn array_entry<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut Vec<Value>, String> {
+    let entry = parent
+        .entry(key)
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if entry.is_null() {
+        *entry = Value::Array(Vec::new());
+    }
+    entry
+        .as_array_mut()
+        .ok_or_else(|| format!("`{key}` in config.json is not an array"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn edits() -> GpuEdits {
+        GpuEdits {
+            hook_path: "/usr/bin/gpuhook".into(),
+            hook_env: vec!["GPUHOOK_CONFIG=/etc/x.toml".into()],
+            devices: vec![
+                DeviceNode {
+                    path: "/dev/nvidia0".into(),
+                    host_path: PathBuf::from("/dev/nvidia0"),
+                    major: 195,
+                    minor: 0,
+                },
+                DeviceNode {
+                    path: "/dev/nvidiactl".into(),
+                    host_path: PathBuf::from("/dev/nvidiactl"),
+                    major: 195,
+                    minor: 255,
+                },
+            ],
+        }
+    }
+
+    /// A spec as runc writes it, plus fields newer than the oci-spec crate and vendor keys.
+    const BIG_SPEC: &str = include_str!("../../tests/data/large-spec.json");
+
+    #[test]
+    fn round_trip_keeps_every_field_in_place() {
+        let original: Value = serde_json::from_str(BIG_SPEC).unwrap();
+        let mut edited = original.clone();
+        let summary = apply(&mut edited, &edits()).unwrap();
+        assert_eq!(
+            summary,
+            EditSummary {
+                hook_added: true,
+                devices_added: 2
+            }
+        );
+        // Every original key, at every level, keeps its order and its value except where
+        // gpuhook appended to an array.
+        let original_keys: Vec<&String> = original.as_object().unwrap().keys().collect();
+        let edited_keys: Vec<&String> = edited.as_object().unwrap().keys().collect();
+        assert_eq!(&edited_keys[..original_keys.len()], &original_keys[..]);
+        for (key, value) in original.as_object().unwrap() {
+            if key != "hooks" && key != "linux" {
+                assert_eq!(&edited[key], value, "{key} changed");
+            }
+        }
+        let linux = original["linux"].as_object().unwrap();
+        for (key, value) in linux {
+            if key != "devices" && key != "resources" {
+                assert_eq!(&edited["linux"][key], value, "linux.{key} changed");
+            }
+        }
+        let old_rules = original["linux"]["resources"]["devices"]
+            .as_array()
+            .unwrap();
+        let new_rules = edited["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(
+            &new_rules[..old_rules.len()],
+            &old_rules[..],
+            "existing rules kept first"
+        );
+        assert_eq!(
+            new_rules.last().unwrap(),
+            &json!({"allow": true, "type": "c", "major": 195, "minor": 255, "access": "rw"})
+        );
+        let old_prestart = original["hooks"]["prestart"].as_array().unwrap();
+        let new_prestart = edited["hooks"]["prestart"].as_array().unwrap();
+        assert_eq!(&new_prestart[..old_prestart.len()], &old_prestart[..]);
+        assert_eq!(
+            new_prestart.last().unwrap()["env"],
+            json!(["GPUHOOK_CONFIG=/etc/x.toml"])
+        );
+        // Serialising and reading back gives the same tree (nothing lost in the text).
+        let text = serde_json::to_string_pretty(&edited).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), edited);
+        // The result is still a spec the oci-spec crate accepts.
+        serde_json::from_value::<oci_spec::runtime::Spec>(edited).unwrap();
+    }
+
+    #[test]
+    fn editing_twice_is_a_no_op() {
+        let mut spec: Value = serde_json::from_str(BIG_SPEC).unwrap();
+        apply(&mut spec, &edits()).unwrap();
+        let once = spec.clone();
+        assert!(!apply(&mut spec, &edits()).unwrap().changed());
+        assert_eq!(spec, once);
+    }
+
+    #[test]
+    fn a_hook_docker_added_is_not_added_again() {
+        let mut spec = json!({"hooks": {"prestart": [{"path": "/usr/bin/nvidia-container-runtime-hook", "args": ["nvidia-container-runtime-hook", "prestart"]}]}});
+        let summary = apply(&mut spec, &edits()).unwrap();
+        assert!(!summary.hook_added);
+        assert_eq!(spec["hooks"]["prestart"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn missing_sections_are_created_and_wrong_types_refused() {
+        let mut spec = json!({"ociVersion": "1.0.2"});
+        apply(&mut spec, &edits()).unwrap();
+        assert_eq!(spec["linux"]["devices"].as_array().unwrap().len(), 2);
+        let mut spec = json!({"linux": {"devices": null}});
+        apply(&mut spec, &edits()).unwrap();
+        let mut bad = json!({"hooks": []});
+        assert!(apply(&mut bad, &edits()).is_err());
+        assert!(apply(&mut json!([]), &edits()).is_err());
+    }
+}

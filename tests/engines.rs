@@ -1,0 +1,778 @@
+//! gpuhook through real container engines: a private `dockerd` (Debian's docker.io) whose
+//! `--gpus` support runs gpuhook under NVIDIA's hook name and whose `gpuhook` runtime is
+//! `gpuhook-runtime`, and a private `containerd` driven by `ctr` with `gpuhook-runtime` as its
+//! runc binary. Everything runs against a simulated driver; nothing outside a temporary
+//! directory is configured (the daemons get their own sockets, data and state roots).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const IMAGE: &str = "gpuhook-test:latest";
+
+/// What the checks look at inside a container, in `== name ==` sections.
+const INSPECT: &str = r#"
+echo "== dev =="; ls /dev | grep nvidia
+echo "== smi =="; nvidia-smi -L
+echo "== gpus =="; ls /proc/driver/nvidia/gpus 2>&1
+echo "== libs =="; ls /usr/lib/x86_64-linux-gnu | grep -e libcuda -e libnvidia-ml
+echo "== end =="
+"#;
+
+/// A daemon started for one test, stopped (and its mounts and files removed) on drop.
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `command` (output to `daemon.log` in `dir`) and waits until `ready` succeeds.
+    fn start(dir: tempfile::TempDir, mut command: Command, ready: impl Fn() -> bool) -> Daemon {
+        let log = dir.path().join("daemon.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let daemon = Daemon { dir, child, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready() {
+            assert!(
+                Instant::now() < deadline,
+                "{command:?} not ready after 60 s; its log:\n{}",
+                daemon.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        daemon
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Detaches every mount at or below `dir` (deepest first), so the directory can be removed.
+fn unmount_under(dir: &Path) {
+    let mut points: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = rustix::mount::unmount(point.as_str(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// A private containerd (own socket, root and state; no CRI plugin) whose shims, and so the
+/// runtimes they run, get `GPUHOOK_CONFIG=config`.
+struct Containerd {
+    daemon: Daemon,
+}
+
+impl Containerd {
+    fn start(config: &Path) -> Containerd {
+        let dir = tempfile::Builder::new()
+            .prefix("gpuhook-containerd-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(
+            root.join("config.toml"),
+            format!(
+                "version = 2\nroot = {:?}\nstate = {:?}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = {:?}\n",
+                root.join("root"),
+                root.join("state"),
+                root.join("containerd.sock")
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new("containerd");
+        command
+            .arg("--config")
+            .arg(root.join("config.toml"))
+            .env("GPUHOOK_CONFIG", config);
+        let socket = root.join("containerd.sock");
+        let daemon = Daemon::start(dir, command, || {
+            socket.exists()
+                && ctr_at(&socket)
+                    .arg("version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+        });
+        Containerd { daemon }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.daemon.dir.path().join("containerd.sock")
+    }
+
+    fn dir(&self) -> &Path {
+        self.daemon.dir.path()
+    }
+}
+
+fn ctr_at(socket: &Path) -> Command {
+    let mut command = Command::new("ctr");
+    command
+        .arg("--address")
+        .arg(socket)
+        .args(["-n", "gpuhook-test"]);
+    command
+}
+
+/// The docker client that matches Debian's dockerd, else whatever `docker` is on PATH.
+fn docker_client() -> PathBuf {
+    let debian = PathBuf::from("/usr/bin/docker");
+    if debian.is_file() {
+        debian
+    } else {
+        which("docker").unwrap_or_else(|| PathBuf::from("docker"))
+    }
+}
+
+/// A private dockerd set up the way a user sets up gpuhook: `gpuhook install` puts the
+/// compatibility name on its PATH, `gpuhook configure --runtime docker` writes its daemon.json.
+struct Docker {
+    daemon: Daemon,
+    /// Declared after `daemon`: dropped after dockerd has stopped.
+    _containerd: Containerd,
+}
+
+impl Docker {
+    fn start(sim: &Sim) -> Docker {
+        let dir = tempfile::Builder::new()
+            .prefix("gpuhook-docker-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
+        let bin = root.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        sh(Command::new(gpuhook_bin())
+            .args(["install", "--bin-dir"])
+            .arg(&bin));
+        assert!(
+            bin.join("nvidia-container-runtime-hook").exists(),
+            "gpuhook install made no nvidia-container-runtime-hook in {bin:?}"
+        );
+        let daemon_json = root.join("daemon.json");
+        std::fs::write(&daemon_json, "{\n  \"log-level\": \"warn\"\n}\n").unwrap();
+        sh(Command::new(gpuhook_bin())
+            .args(["configure", "--runtime", "docker", "--config"])
+            .arg(&daemon_json)
+            .arg("--runtime-path")
+            .arg(gpuhook_runtime_bin()));
+        let config = root.join("gpuhook.toml");
+        std::fs::write(&config, sim.config(&root.join("gpuhook.log"), "")).unwrap();
+        // dockerd's own containerd is whichever one /run/containerd holds if any (a host's
+        // system containerd, with its own environment); give it ours explicitly.
+        let containerd = Containerd::start(&config);
+
+        let mut command = Command::new("dockerd");
+        command
+            .arg("--config-file")
+            .arg(&daemon_json)
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", root.join("docker.sock").display()))
+            .arg("--containerd")
+            .arg(containerd.socket())
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            // dockerd runs `--gpus`'s hook with its own environment (containerd's shim runs
+            // the runtime with containerd's, set above): both reach gpuhook this way.
+            .env("GPUHOOK_CONFIG", &config)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            );
+        let socket = root.join("docker.sock");
+        let daemon = Daemon::start(dir, command, || {
+            socket.exists()
+                && docker_at(&socket)
+                    .arg("info")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+        });
+        let docker = Docker {
+            daemon,
+            _containerd: containerd,
+        };
+        let import = format!(
+            "tar -C {:?} -c . | {:?} -H unix://{} import - {IMAGE} >/dev/null",
+            rootfs_template(),
+            docker_client(),
+            docker.socket().display()
+        );
+        sh(Command::new("sh").args(["-c", &import]));
+        docker
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.daemon.dir.path().join("docker.sock")
+    }
+
+    fn gpuhook_log(&self) -> String {
+        std::fs::read_to_string(self.daemon.dir.path().join("gpuhook.log")).unwrap_or_default()
+    }
+
+    fn cmd(&self) -> Command {
+        docker_at(&self.socket())
+    }
+
+    /// `docker run --rm --network none ARGS IMAGE sh -c SCRIPT`; also returns the container id.
+    fn run(&self, args: &[&str], script: &str) -> (Outcome, String) {
+        let cidfile = self.daemon.dir.path().join(format!(
+            "cid-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let out = self
+            .cmd()
+            .args(["run", "--rm", "--network", "none", "--cidfile"])
+            .arg(&cidfile)
+            .args(args)
+            .args([IMAGE, "sh", "-c", script])
+            .output()
+            .unwrap();
+        let id = std::fs::read_to_string(&cidfile).unwrap_or_default();
+        (Outcome::from(out), id)
+    }
+}
+
+impl Docker {
+    /// Starts a detached GPU container with `args`, counts the GPUs its nvidia-smi lists, then
+    /// re-applies its device cgroup from the rules runc recorded from the spec (what systemd
+    /// does with the `DeviceAllow=` runc gave it, on every `daemon-reload`) and counts again.
+    fn gpus_after_reapplying_spec_rules(&self, args: &[&str]) -> Result<(usize, usize), String> {
+        let out = self
+            .cmd()
+            .args(["run", "-d", "--network", "none"])
+            .args(args)
+            .args([IMAGE, "sleep", "60"])
+            .output()
+            .unwrap();
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let result = (|| {
+            if !out.status.success() {
+                return Err(Outcome::from(out.clone()).describe());
+            }
+            let count = || {
+                let smi = self
+                    .cmd()
+                    .args(["exec", &id, "nvidia-smi", "-L"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&smi.stdout)
+                    .lines()
+                    .filter(|l| l.starts_with("GPU "))
+                    .count()
+            };
+            let before = count();
+            let pid = self
+                .cmd()
+                .args(["inspect", "-f", "{{.State.Pid}}", &id])
+                .output()
+                .unwrap();
+            let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+            let state = self
+                .daemon
+                .dir
+                .path()
+                .join(format!("exec/runtime-runc/moby/{id}/state.json"));
+            reapply_recorded_device_rules_v1(&pid, &state)?;
+            Ok((before, count()))
+        })();
+        let _ = self.cmd().args(["rm", "-f", &id]).output();
+        result
+    }
+}
+
+/// cgroup v1: resets the container's device cgroup to exactly the rules in runc's
+/// `state.json`, the way systemd (`devices.deny a`, then each rule) or runc's v1 manager does.
+fn reapply_recorded_device_rules_v1(pid: &str, state_json: &Path) -> Result<(), String> {
+    let proc_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?;
+    let Some(path) = proc_cgroup.lines().find_map(|l| {
+        let mut fields = l.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "devices")
+            .then_some(path)
+    }) else {
+        return Err(
+            "no cgroup v1 devices controller (this case covers v1; the GPU suite covers v2)".into(),
+        );
+    };
+    let dir = Path::new("/sys/fs/cgroup/devices").join(path.trim_start_matches('/'));
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(state_json).map_err(|e| format!("{state_json:?}: {e}"))?,
+    )
+    .map_err(|e| format!("{state_json:?}: {e}"))?;
+    let rules = state["config"]["cgroups"]["devices"]
+        .as_array()
+        .ok_or("no config.cgroups.devices in state.json")?;
+    let write = |file: &str, line: &str| {
+        std::fs::write(dir.join(file), line).map_err(|e| format!("{line} > {file}: {e}"))
+    };
+    write("devices.deny", "a")?;
+    for rule in rules {
+        let kind = char::from_u32(rule["type"].as_u64().unwrap_or(0) as u32).unwrap_or('?');
+        let number = |key: &str| match rule[key].as_i64() {
+            Some(-1) | None => "*".to_string(),
+            Some(n) => n.to_string(),
+        };
+        let line = format!(
+            "{kind} {}:{} {}",
+            number("major"),
+            number("minor"),
+            rule["permissions"].as_str().unwrap_or("")
+        );
+        let file = if rule["allow"].as_bool() == Some(true) {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        write(file, &line)?;
+    }
+    Ok(())
+}
+
+fn docker_at(socket: &Path) -> Command {
+    let mut command = Command::new(docker_client());
+    command
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        // Keep the user's ~/.docker out of it.
+        .env("DOCKER_CONFIG", socket.with_file_name("client"));
+    command
+}
+
+/// A command's outcome, with the `== name ==` sections that the INSPECT script prints.
+struct Outcome {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(out: Output) -> Outcome {
+        Outcome {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Outcome {
+    fn section(&self, name: &str) -> Vec<String> {
+        RunResult {
+            success: self.success,
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+        }
+        .section(name)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "success={}\nstdout:\n{}\nstderr:\n{}",
+            self.success, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Checks what a container saw: exactly the GPUs `gpus` (indices of `sim`), with or without
+/// libcuda.
+fn sees_gpus(sim: &Sim, out: &Outcome, gpus: &[usize], libcuda: bool) -> Result<(), String> {
+    if !out.success {
+        return Err(format!("container failed: {}", out.describe()));
+    }
+    let want_nodes: Vec<String> = gpus.iter().map(|i| format!("nvidia{i}")).collect();
+    let nodes: Vec<String> = out
+        .section("dev")
+        .into_iter()
+        .filter(|n| {
+            n.strip_prefix("nvidia")
+                .is_some_and(|d| d.parse::<u32>().is_ok())
+        })
+        .collect();
+    let smi: Vec<String> = out.section("smi");
+    let want_uuids: Vec<String> = gpus.iter().map(|&i| sim.uuid(i)).collect();
+    let uuids_seen: Vec<String> = want_uuids
+        .iter()
+        .filter(|u| smi.iter().any(|l| l.contains(u.as_str())))
+        .cloned()
+        .collect();
+    let has_libcuda = out.section("libs").iter().any(|l| l == "libcuda.so.1");
+    let problems = [
+        (nodes != want_nodes).then(|| format!("GPU nodes {nodes:?}, want {want_nodes:?}")),
+        (smi.len() != gpus.len() || uuids_seen != want_uuids)
+            .then(|| format!("nvidia-smi -L said {smi:?}, want {want_uuids:?}")),
+        (out.section("gpus").len() != gpus.len())
+            .then(|| format!("/proc/driver/nvidia/gpus has {:?}", out.section("gpus"))),
+        (has_libcuda != libcuda).then(|| format!("libcuda.so.1 present: {has_libcuda}")),
+        (!out.section("libs").iter().any(|l| l == "libnvidia-ml.so.1"))
+            .then(|| "no libnvidia-ml.so.1".to_string()),
+    ];
+    let problems: Vec<String> = problems.into_iter().flatten().collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n{}", problems.join("; "), out.describe()))
+    }
+}
+
+/// Runs every case, then fails once with all that went wrong (so one run shows everything).
+/// A named check; `Err` says what was wrong.
+type Case<'a> = (&'static str, Box<dyn FnOnce() -> Result<(), String> + 'a>);
+
+fn run_cases(cases: Vec<Case<'_>>) {
+    let mut failures = Vec::new();
+    for (name, case) in cases {
+        match case() {
+            Ok(()) => eprintln!("ok: {name}"),
+            Err(why) => {
+                eprintln!("FAILED: {name}: {why}");
+                failures.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn expect_failure_naming(out: &Outcome, message: &str) -> Result<(), String> {
+    if out.success {
+        return Err(format!("container started: {}", out.describe()));
+    }
+    if !out.stderr.contains(message) {
+        return Err(format!(
+            "docker's error does not carry {message:?}: {}",
+            out.stderr
+        ));
+    }
+    Ok(())
+}
+
+fn lines_for<'a>(log: &'a str, id: &str, prefix: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| l.contains(&format!("{prefix}container={id}")))
+        .collect()
+}
+
+#[test]
+fn docker_gpus_and_gpuhook_runtime() {
+    if !prerequisites_with(
+        "docker_gpus_and_gpuhook_runtime",
+        &["runc", "dockerd", "containerd", "containerd-shim-runc-v2"],
+    ) {
+        return;
+    }
+    let sim = Sim::build(2);
+    let docker = Docker::start(&sim);
+    let unknown_gpu = "GPU 7 requested, this host has GPUs 0-1";
+    let cases: Vec<Case> = vec![
+        (
+            "--gpus all",
+            Box::new(|| {
+                sees_gpus(
+                    &sim,
+                    &docker.run(&["--gpus", "all"], INSPECT).0,
+                    &[0, 1],
+                    true,
+                )
+            }),
+        ),
+        (
+            "--gpus \"device=1\"",
+            Box::new(|| {
+                sees_gpus(
+                    &sim,
+                    &docker.run(&["--gpus", "\"device=1\""], INSPECT).0,
+                    &[1],
+                    true,
+                )
+            }),
+        ),
+        (
+            "--gpus 2",
+            Box::new(|| {
+                sees_gpus(
+                    &sim,
+                    &docker.run(&["--gpus", "2"], INSPECT).0,
+                    &[0, 1],
+                    true,
+                )
+            }),
+        ),
+        (
+            "--gpus all,capabilities=utility",
+            Box::new(|| {
+                let args = ["--gpus", "all,capabilities=utility"];
+                sees_gpus(&sim, &docker.run(&args, INSPECT).0, &[0, 1], false)
+            }),
+        ),
+        (
+            "--runtime=gpuhook -e NVIDIA_VISIBLE_DEVICES=0",
+            Box::new(|| {
+                let args = ["--runtime=gpuhook", "-e", "NVIDIA_VISIBLE_DEVICES=0"];
+                let (out, id) = docker.run(&args, INSPECT);
+                sees_gpus(&sim, &out, &[0], true)?;
+                let log = docker.gpuhook_log();
+                let shim = lines_for(&log, &id, "runtime: ");
+                match shim.as_slice() {
+                    [line] if line.contains("hook_added=true") => Ok(()),
+                    _ => Err(format!(
+                        "want one runtime line adding the hook, log:\n{log}"
+                    )),
+                }
+            }),
+        ),
+        (
+            "--runtime=gpuhook with no GPU request is left untouched",
+            Box::new(|| {
+                let (out, id) = docker.run(&["--runtime=gpuhook"], INSPECT);
+                let log = docker.gpuhook_log();
+                if !out.success {
+                    return Err(out.describe());
+                }
+                if !out.section("dev").is_empty()
+                    || !out.section("libs").is_empty()
+                    || out.section("gpus").iter().any(|l| l.starts_with("0000:"))
+                {
+                    return Err(format!("GPU files injected: {}", out.describe()));
+                }
+                let edits =
+                    lines_for(&log, &id, "runtime: ").len() + lines_for(&log, &id, "Info: ").len();
+                if id.is_empty() || edits != 0 {
+                    return Err(format!(
+                        "gpuhook acted on an untouched container {id:?}:\n{log}"
+                    ));
+                }
+                Ok(())
+            }),
+        ),
+        (
+            "--runtime=gpuhook --gpus all runs the hook once",
+            Box::new(|| {
+                let (out, id) = docker.run(&["--runtime=gpuhook", "--gpus", "all"], INSPECT);
+                sees_gpus(&sim, &out, &[0, 1], true)?;
+                let log = docker.gpuhook_log();
+                let hook_runs = lines_for(&log, &id, "Info: ");
+                let shim = lines_for(&log, &id, "runtime: ");
+                match (hook_runs.len(), shim.as_slice()) {
+                    (1, [line]) if line.contains("hook_added=false") => Ok(()),
+                    _ => Err(format!("want one hook run and no second hook, log:\n{log}")),
+                }
+            }),
+        ),
+        (
+            "--gpus \"device=7\" fails with gpuhook's message",
+            Box::new(|| {
+                let (out, _) = docker.run(&["--gpus", "\"device=7\""], "true");
+                expect_failure_naming(&out, unknown_gpu)
+            }),
+        ),
+        (
+            "--runtime=gpuhook -e NVIDIA_VISIBLE_DEVICES=7 fails with gpuhook's message",
+            Box::new(|| {
+                let args = ["--runtime=gpuhook", "-e", "NVIDIA_VISIBLE_DEVICES=7"];
+                let (out, _) = docker.run(&args, "true");
+                expect_failure_naming(&out, unknown_gpu)
+            }),
+        ),
+        (
+            "a systemd-style re-application of the spec's device rules keeps the shim's GPUs",
+            Box::new(|| {
+                // Only the hook (what `--gpus` gives): the re-application takes the GPUs away.
+                // That is the incumbent's "NVML: Unknown Error" after `systemctl daemon-reload`,
+                // and shows the re-application below really drops rules the spec lacks.
+                let hook_only = docker.gpus_after_reapplying_spec_rules(&["--gpus", "all"])?;
+                // Through the shim the rules are in the spec, so they are re-applied too.
+                let shim = docker.gpus_after_reapplying_spec_rules(&[
+                    "--runtime=gpuhook",
+                    "-e",
+                    "NVIDIA_VISIBLE_DEVICES=all",
+                ])?;
+                match (hook_only, shim) {
+                    ((2, 0), (2, 2)) => Ok(()),
+                    _ => Err(format!(
+                        "GPUs seen (before, after): hook only {hook_only:?}, want (2, 0); \
+                         shim {shim:?}, want (2, 2)"
+                    )),
+                }
+            }),
+        ),
+    ];
+    run_cases(cases);
+}
+
+/// A private containerd, and `ctr run` with gpuhook-runtime as the runc binary of
+/// `io.containerd.runc.v2`.
+#[test]
+fn containerd_ctr_with_gpuhook_runtime_as_runc_binary() {
+    if !prerequisites_with(
+        "containerd_ctr_with_gpuhook_runtime_as_runc_binary",
+        &["runc", "containerd", "ctr", "containerd-shim-runc-v2"],
+    ) {
+        return;
+    }
+    let sim = Sim::build(2);
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("gpuhook.toml");
+    std::fs::write(
+        &config,
+        sim.config(&config_dir.path().join("gpuhook.log"), ""),
+    )
+    .unwrap();
+    let containerd = Containerd::start(&config);
+    let root = containerd.dir().to_path_buf();
+    let ctr = || ctr_at(&containerd.socket());
+    let run = |name: &str, env: &[&str]| {
+        let rootfs = root.join(format!("rootfs-{name}"));
+        sh(Command::new("cp")
+            .arg("-a")
+            .arg(rootfs_template())
+            .arg(&rootfs));
+        let mut c = ctr();
+        c.args([
+            "run",
+            "--rm",
+            "--runtime",
+            "io.containerd.runc.v2",
+            "--runc-binary",
+        ])
+        .arg(gpuhook_runtime_bin())
+        .args(["--rootfs", "--env", "PATH=/usr/bin:/bin"]);
+        for e in env {
+            c.args(["--env", e]);
+        }
+        c.arg(&rootfs).arg(name).args(["/bin/sh", "-c", INSPECT]);
+        Outcome::from(c.output().unwrap())
+    };
+    let cases: Vec<Case> = vec![
+        (
+            "ctr run NVIDIA_VISIBLE_DEVICES=1",
+            Box::new(|| {
+                sees_gpus(
+                    &sim,
+                    &run("gpu1", &["NVIDIA_VISIBLE_DEVICES=1"]),
+                    &[1],
+                    true,
+                )
+            }),
+        ),
+        (
+            "ctr run with no GPU request is left untouched",
+            Box::new(|| {
+                let out = run("plain", &[]);
+                if out.success && out.section("dev").is_empty() && out.section("libs").is_empty() {
+                    Ok(())
+                } else {
+                    Err(out.describe())
+                }
+            }),
+        ),
+    ];
+    run_cases(cases);
+}
+
+/// What `gpuhook configure --runtime containerd` writes is read by containerd itself as a
+/// runc-v2 runtime whose binary is gpuhook-runtime, the user's own settings kept.
+#[test]
+fn containerd_loads_the_config_that_configure_writes() {
+    if !prerequisites_with(
+        "containerd_loads_the_config_that_configure_writes",
+        &["containerd"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "# site settings\nversion = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\" # ours\n",
+    )
+    .unwrap();
+    sh(Command::new(gpuhook_bin())
+        .args([
+            "configure",
+            "--runtime",
+            "containerd",
+            "--set-as-default",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--runtime-path")
+        .arg(gpuhook_runtime_bin()));
+    let dump = sh(Command::new("containerd")
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "dump"]));
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    // containerd prints its whole merged config; pick the lines that matter.
+    let wanted = [
+        "default_runtime_name = \"gpuhook\"".to_string(),
+        "snapshotter = \"native\"".to_string(),
+        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpuhook]".to_string(),
+        format!(
+            "BinaryName = {:?}",
+            gpuhook_runtime_bin().display().to_string()
+        ),
+    ];
+    for line in &wanted {
+        assert!(
+            dump.lines().any(|l| l.trim() == line),
+            "containerd's view of the config lacks {line}:\n{dump}"
+        );
+    }
+    let type_line = dump
+        .lines()
+        .skip_while(|l| !l.trim().ends_with("containerd.runtimes.gpuhook]"))
+        .find(|l| l.trim().starts_with("runtime_type"));
+    assert_eq!(
+        type_line.map(str::trim),
+        Some("runtime_type = \"io.containerd.runc.v2\"")
+    );
+}
