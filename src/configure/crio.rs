@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use toml_edit::{value, DocumentMut, Item, Table};
+use toml_edit::{value, Item, Table};
 
 use super::{ConfigureError, Registration};
 
@@ -13,14 +13,7 @@ pub fn render(
     path: &Path,
     registration: &Registration,
 ) -> Result<String, ConfigureError> {
-    let mut doc: DocumentMut =
-        current
-            .parse()
-            .map_err(|e: toml_edit::TomlError| ConfigureError::Malformed {
-                path: path.to_path_buf(),
-                format: "TOML",
-                message: e.message().to_string(),
-            })?;
+    let mut doc = super::parse_toml(current, path)?;
     let unsupported = |what: &str| ConfigureError::Unsupported {
         path: path.to_path_buf(),
         message: format!("{what} is not a table"),

@@ -141,6 +141,17 @@ pub fn read_current(path: &Path) -> Result<Option<String>, ConfigureError> {
     }
 }
 
+/// Parses a TOML engine config for editing in place (comments and layout kept).
+fn parse_toml(current: &str, path: &Path) -> Result<toml_edit::DocumentMut, ConfigureError> {
+    current
+        .parse()
+        .map_err(|e: toml_edit::TomlError| ConfigureError::Malformed {
+            path: path.to_path_buf(),
+            format: "TOML",
+            message: e.message().to_string(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
