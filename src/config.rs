@@ -45,6 +45,42 @@ pub struct Config {
     pub log: LogConfig,
     /// The runtime shim (`gpuhook-runtime`).
     pub runtime: RuntimeConfig,
+    /// CDI: spec directories and how requests name CDI devices.
+    pub cdi: CdiConfig,
+}
+
+/// How the runtime shim gives a container its GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeMode {
+    /// CDI when the request names CDI devices (`nvidia.com/gpu=0`, CDI annotations), else
+    /// legacy.
+    Auto,
+    /// Add the gpuhook prestart hook (and the GPUs' device rules) to the spec.
+    Legacy,
+    /// Apply CDI specs; bare names (`0`, `all`) get `cdi.default-kind`.
+    Cdi,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CdiConfig {
+    /// Where CDI specs are read from; later directories win for the same device.
+    pub spec_dirs: Vec<PathBuf>,
+    /// Kind for bare device names in cdi mode, and of the specs `gpuhook cdi generate` writes.
+    pub default_kind: String,
+    /// Annotation key prefixes whose values are CDI device names.
+    pub annotation_prefixes: Vec<String>,
+}
+
+impl Default for CdiConfig {
+    fn default() -> Self {
+        CdiConfig {
+            spec_dirs: vec![PathBuf::from("/etc/cdi"), PathBuf::from("/var/run/cdi")],
+            default_kind: "nvidia.com/gpu".into(),
+            annotation_prefixes: vec!["cdi.k8s.io/".into()],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,6 +92,8 @@ pub struct RuntimeConfig {
     /// The hook the shim adds to GPU containers' specs. Empty: the `gpuhook` next to
     /// `gpuhook-runtime`, else `/usr/bin/gpuhook`.
     pub hook_path: PathBuf,
+    /// `auto`, `legacy` or `cdi`.
+    pub mode: RuntimeMode,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +104,7 @@ impl Default for RuntimeConfig {
                 .map(|s| s.to_string())
                 .collect(),
             hook_path: PathBuf::new(),
+            mode: RuntimeMode::Auto,
         }
     }
 }
@@ -129,6 +168,7 @@ impl Default for Config {
             hook: HookConfig::default(),
             log: LogConfig::default(),
             runtime: RuntimeConfig::default(),
+            cdi: CdiConfig::default(),
         }
     }
 }

@@ -66,32 +66,44 @@ impl OciState {
 
 /// Runs the hook for one container.
 pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
-    let spec_path = state.bundle.join("config.json");
-    let spec = Spec::load(&spec_path).map_err(|e| HookError::Spec {
-        path: spec_path.clone(),
-        message: e.to_string(),
-    })?;
+    let (spec, spec_path) = load_spec(state)?;
     let facts = ContainerFacts::from_spec(&spec);
     let Some(request) = request::container_request(&facts, &RequestPolicy::from(config))? else {
         return Ok(Outcome::Untouched);
     };
-    let pid = state.pid.filter(|p| *p > 0).ok_or_else(|| {
-        HookError::State("no `pid`: run gpuhook as a prestart/createRuntime hook".into())
-    })?;
+    let container = container(state, &spec, &spec_path)?;
     let needs = InventoryNeeds {
         cuda_version: request.needs(RequirementKey::Cuda),
         gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
     };
     let inventory = Inventory::read(&config.driver, needs)?;
-    let rootfs = rootfs_path(&spec, &state.bundle, &spec_path)?;
-    let layout = apply::container_layout(&rootfs)?;
+    let layout = apply::container_layout(&container.rootfs)?;
     let plan = plan::plan(&request, &inventory, &layout)?;
-    apply::apply(&plan, &Container { pid, rootfs }, config)?;
+    apply::apply(&plan, &container, config)?;
     Ok(Outcome::Injected {
         gpus: plan.gpus,
         capabilities: request.capabilities.iter().map(|c| c.name()).collect(),
         mounts: plan.mounts.len(),
     })
+}
+
+/// The bundle's `config.json`, and its path.
+pub fn load_spec(state: &OciState) -> Result<(Spec, PathBuf), HookError> {
+    let spec_path = state.bundle.join("config.json");
+    let spec = Spec::load(&spec_path).map_err(|e| HookError::Spec {
+        path: spec_path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((spec, spec_path))
+}
+
+/// The container a hook works on: runc's init process and the rootfs from the spec.
+pub fn container(state: &OciState, spec: &Spec, spec_path: &Path) -> Result<Container, HookError> {
+    let pid = state.pid.filter(|p| *p > 0).ok_or_else(|| {
+        HookError::State("no `pid`: run gpuhook as a prestart/createRuntime hook".into())
+    })?;
+    let rootfs = rootfs_path(spec, &state.bundle, spec_path)?;
+    Ok(Container { pid, rootfs })
 }
 
 fn rootfs_path(spec: &Spec, bundle: &Path, spec_path: &Path) -> Result<PathBuf, HookError> {

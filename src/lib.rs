@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod catalog;
+pub mod cdi;
 pub mod config;
 pub mod configure;
 pub mod hook;

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use nix::sched::CloneFlags;
 
 use crate::config::Config;
-use crate::plan::{ContainerLayout, InjectionPlan, MountKind};
+use crate::plan::{ContainerLayout, InjectionPlan, MountKind, ProcDriverView};
 use mount::DetachedMount;
 use rootfs::{Rootfs, TargetType};
 
@@ -77,17 +77,13 @@ pub fn apply(
     container: &Container,
     config: &Config,
 ) -> Result<(), ApplyError> {
-    let host_ns = File::open("/proc/self/ns/mnt").map_err(|e| ApplyError::Io {
-        what: "open the host mount namespace".into(),
-        source: e,
-    })?;
-    let container_ns = File::open(format!("/proc/{}/ns/mnt", container.pid)).map_err(|source| {
-        ApplyError::Gone {
+    // The container must still be there before anything is prepared for it.
+    if !Path::new(&format!("/proc/{}/ns/mnt", container.pid)).exists() {
+        return Err(ApplyError::Gone {
             pid: container.pid,
-            source,
-        }
-    })?;
-
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
     // 1. Host side.
     let mounts = plan
         .mounts
@@ -112,20 +108,72 @@ pub fn apply(
         cgroup::allow_devices(&cgroup, &plan.device_rules)?;
     }
 
-    // 2. and 3. Inside the container's mount namespace. A process sharing its filesystem
-    // context with other threads cannot change mount namespace: unshare it first.
+    // 2. and 3. Inside the container's mount namespace.
+    in_container(container, |rootfs| {
+        attach_all(rootfs, &mounts, &proc_mask, Path::new(proc_target))?;
+        ldconfig
+            .as_ref()
+            .map_or(Ok(()), |l| l.run(&container.rootfs, &plan.ldcache_dirs))
+    })
+}
+
+/// Masks `/proc/driver/nvidia` in `container` so that only `view`'s GPUs appear (the CDI
+/// `mask-proc-driver` hook).
+pub fn mask_proc_driver(view: &ProcDriverView, container: &Container) -> Result<(), ApplyError> {
+    let kernel_has_proc_nvidia = Path::new("/proc/driver/nvidia").is_dir();
+    let proc_mask = DetachedMount::proc_driver_view(view, !kernel_has_proc_nvidia)?;
+    let proc_target = if kernel_has_proc_nvidia {
+        "/proc/driver/nvidia"
+    } else {
+        "/proc/driver"
+    };
+    in_container(container, |rootfs| {
+        let target = rootfs::proc_mask_target(rootfs, Path::new(proc_target))?;
+        proc_mask.attach(&target, Path::new(proc_target))
+    })
+}
+
+/// Rebuilds `container`'s ld cache for `dirs` with the host's ldconfig (the CDI
+/// `update-ldcache` hook).
+pub fn update_ldcache(
+    dirs: &[PathBuf],
+    container: &Container,
+    config: &Config,
+) -> Result<(), ApplyError> {
+    if let Some(relative) = dirs.iter().find(|d| !d.is_absolute()) {
+        return Err(ApplyError::Ldconfig {
+            message: format!("folder {} is not an absolute path", relative.display()),
+        });
+    }
+    let ldconfig = ldconfig::HostLdconfig::open(config.host_ldconfig())?;
+    in_container(container, |_| ldconfig.run(&container.rootfs, dirs))
+}
+
+/// Runs `work` inside the container's mount namespace with its rootfs open. If it fails, the
+/// placeholders this run created in the rootfs are removed (from the host's namespace).
+fn in_container(
+    container: &Container,
+    work: impl FnOnce(&mut Rootfs) -> Result<(), ApplyError>,
+) -> Result<(), ApplyError> {
+    let host_ns = File::open("/proc/self/ns/mnt").map_err(|e| ApplyError::Io {
+        what: "open the host mount namespace".into(),
+        source: e,
+    })?;
+    let container_ns = File::open(format!("/proc/{}/ns/mnt", container.pid)).map_err(|source| {
+        ApplyError::Gone {
+            pid: container.pid,
+            source,
+        }
+    })?;
+    // A process sharing its filesystem context with other threads cannot change mount
+    // namespace: unshare it first.
     nix::sched::unshare(CloneFlags::CLONE_FS).map_err(|e| ApplyError::Io {
         what: "unshare the filesystem context".into(),
         source: e.into(),
     })?;
     enter(&container_ns, container.pid)?;
     let mut rootfs = Rootfs::open(&container.rootfs)?;
-    let result =
-        attach_all(&mut rootfs, &mounts, &proc_mask, Path::new(proc_target)).and_then(|()| {
-            ldconfig
-                .as_ref()
-                .map_or(Ok(()), |l| l.run(&container.rootfs, &plan.ldcache_dirs))
-        });
+    let result = work(&mut rootfs);
     if result.is_err() {
         let created = rootfs.take_created();
         drop(rootfs);

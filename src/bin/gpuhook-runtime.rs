@@ -43,6 +43,18 @@ fn main() -> ExitCode {
                 ),
             );
         }
+        Ok(Prepared::Cdi { devices, summary }) => {
+            log.write(
+                LogLevel::Info,
+                &format!(
+                    "runtime: container={id} cdi=[{}] devices_added={} mounts_added={} hooks_added={}",
+                    devices.join(","),
+                    summary.devices,
+                    summary.mounts,
+                    summary.hooks
+                ),
+            );
+        }
         Err(e) => return fail(Some(&log), &invocation, &format!("container {id}: {e}")),
     }
     let runtime = match runtime::find_runtime(&config) {

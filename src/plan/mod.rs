@@ -190,16 +190,21 @@ pub fn plan(
         mounts,
         device_rules,
         devices: devices.into_iter().cloned().collect(),
-        proc_driver: ProcDriverView {
-            version: inventory.proc_version.clone(),
-            params: crate::inventory::proc_driver::container_params(&inventory.proc_params),
-            gpus: gpus
-                .iter()
-                .map(|g| (g.info.bus_id.clone(), g.information_text.clone()))
-                .collect(),
-        },
+        proc_driver: proc_driver_view(inventory, &gpus),
         ldcache_dirs,
     })
+}
+
+/// What a container given `gpus` sees of `/proc/driver/nvidia`.
+pub fn proc_driver_view(inventory: &Inventory, gpus: &[&Gpu]) -> ProcDriverView {
+    ProcDriverView {
+        version: inventory.proc_version.clone(),
+        params: crate::inventory::proc_driver::container_params(&inventory.proc_params),
+        gpus: gpus
+            .iter()
+            .map(|g| (g.info.bus_id.clone(), g.information_text.clone()))
+            .collect(),
+    }
 }
 
 /// Firmware and the persistenced/MPS endpoints serve compute and utility users.
@@ -302,4 +307,4 @@ fn describe_facts(facts: &HostFacts) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

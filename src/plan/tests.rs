@@ -44,7 +44,7 @@ fn library(prefix: &'static str, is_64bit: bool) -> DriverLibrary {
     }
 }
 
-fn inventory() -> Inventory {
+pub(crate) fn inventory() -> Inventory {
     Inventory {
         driver_version: "580.159.04".into(),
         cuda_version: Some("13.0".into()),

@@ -2,6 +2,7 @@
 //! values or typed errors out.
 
 mod capabilities;
+pub mod cdi;
 mod devices;
 mod requirements;
 
@@ -85,6 +86,11 @@ pub struct ContainerFacts {
     pub volume_mount_devices: Vec<String>,
     /// Holds `CAP_SYS_ADMIN` in its bounding set.
     pub privileged: bool,
+    /// `annotations` (where CDI device requests can come from).
+    pub annotations: BTreeMap<String, String>,
+    /// Qualified CDI names (`vendor.com/class=name`) from `/dev/null` mounts at
+    /// `<VOLUME_MOUNT_DIR>/cdi/vendor.com/class/name`.
+    pub cdi_volume_mount_devices: Vec<String>,
 }
 
 impl ContainerFacts {
@@ -101,21 +107,34 @@ impl ContainerFacts {
             .and_then(|p| p.capabilities().as_ref())
             .and_then(|c| c.bounding().as_ref())
             .is_some_and(|b| b.contains(&Capability::SysAdmin));
-        let volume_mount_devices = spec
-            .mounts()
+        let null_mounts = || {
+            spec.mounts()
+                .iter()
+                .flatten()
+                .filter(|m| m.source().as_deref() == Some(Path::new("/dev/null")))
+        };
+        let volume_mount_devices = null_mounts()
+            .filter_map(|m| volume_mount_device(m.destination()))
+            .collect();
+        let cdi_volume_mount_devices = null_mounts()
+            .filter_map(|m| cdi::volume_mount_cdi_device(m.destination()))
+            .collect();
+        let annotations = spec
+            .annotations()
             .iter()
             .flatten()
-            .filter(|m| m.source().as_deref() == Some(Path::new("/dev/null")))
-            .filter_map(|m| volume_mount_device(m.destination()))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         ContainerFacts {
             env,
             volume_mount_devices,
             privileged,
+            annotations,
+            cdi_volume_mount_devices,
         }
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.env.get(key).map(String::as_str)
     }
 }

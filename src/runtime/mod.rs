@@ -5,6 +5,7 @@
 //! through.
 
 pub mod args;
+pub mod cdi_edit;
 pub mod runc_log;
 pub mod spec_edit;
 
@@ -16,11 +17,14 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde_json::Value;
 
-use crate::config::{Config, CONFIG_ENV};
+use crate::cdi::{CdiError, Registry};
+use crate::config::{Config, RuntimeMode, CONFIG_ENV};
 use crate::inventory::{Inventory, InventoryError, InventoryNeeds};
 use crate::plan::{self, ContainerLayout, PlanError};
+use crate::request::cdi::CdiRequestPolicy;
 use crate::request::{self, ContainerFacts, RequestError, RequestPolicy};
 pub use args::RuncInvocation;
+pub use cdi_edit::CdiSummary;
 pub use spec_edit::{EditSummary, GpuEdits};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,8 @@ pub enum RuntimeError {
     Inventory(#[from] InventoryError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Cdi(#[from] CdiError),
 }
 
 /// What the shim did to a bundle.
@@ -50,6 +56,11 @@ pub enum Prepared {
     Gpus {
         gpus: Vec<(u32, String)>,
         summary: EditSummary,
+    },
+    /// CDI devices resolved and their edits applied.
+    Cdi {
+        devices: Vec<String>,
+        summary: CdiSummary,
     },
 }
 
@@ -79,11 +90,34 @@ pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared,
         path: spec_path.clone(),
         message: e.to_string(),
     })?;
-    let Some(request) = request::container_request(
-        &ContainerFacts::from_spec(&spec),
-        &RequestPolicy::from(config),
-    )?
-    else {
+    let facts = ContainerFacts::from_spec(&spec);
+    let policy = RequestPolicy::from(config);
+    let mode = config.runtime.mode;
+    if mode != RuntimeMode::Legacy {
+        let cdi_policy = CdiRequestPolicy {
+            default_kind: (mode == RuntimeMode::Cdi).then_some(config.cdi.default_kind.as_str()),
+            annotation_prefixes: &config.cdi.annotation_prefixes,
+        };
+        let names = request::cdi::cdi_devices(&facts, &policy, &cdi_policy);
+        if !names.is_empty() {
+            let edits = Registry::load(&config.cdi.spec_dirs).resolve(&names)?;
+            let summary =
+                cdi_edit::apply(&mut tree, &edits).map_err(|message| RuntimeError::Spec {
+                    what: "edit",
+                    path: spec_path.clone(),
+                    message,
+                })?;
+            write_spec(&spec_path, &text, &tree)?;
+            return Ok(Prepared::Cdi {
+                devices: names,
+                summary,
+            });
+        }
+        if mode == RuntimeMode::Cdi {
+            return Ok(Prepared::Untouched);
+        }
+    }
+    let Some(request) = request::container_request(&facts, &policy)? else {
         return Ok(Prepared::Untouched);
     };
     // The plan's device nodes are what the hook will mount: the same nodes go into the spec.
@@ -109,16 +143,21 @@ pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared,
         message,
     })?;
     if summary.changed() {
-        let pretty = text.starts_with(b"{\n") || text.starts_with(b"{\r\n");
-        write_atomically(&spec_path, &tree, pretty).map_err(|e| RuntimeError::Spec {
-            what: "write",
-            path: spec_path.clone(),
-            message: e.to_string(),
-        })?;
+        write_spec(&spec_path, &text, &tree)?;
     }
     Ok(Prepared::Gpus {
         gpus: plan.gpus,
         summary,
+    })
+}
+
+/// Writes the edited spec back in the original's style (pretty or compact).
+fn write_spec(spec_path: &Path, original: &[u8], tree: &Value) -> Result<(), RuntimeError> {
+    let pretty = original.starts_with(b"{\n") || original.starts_with(b"{\r\n");
+    write_atomically(spec_path, tree, pretty).map_err(|e| RuntimeError::Spec {
+        what: "write",
+        path: spec_path.to_path_buf(),
+        message: e.to_string(),
     })
 }
 

@@ -89,7 +89,7 @@ fn has_gpu_hook(root: &Map<String, Value>, hook_path: &str) -> bool {
         })
 }
 
-fn object_entry<'a>(
+pub(super) fn object_entry<'a>(
     parent: &'a mut Map<String, Value>,
     key: &str,
 ) -> Result<&'a mut Map<String, Value>, String> {
@@ -100,7 +100,7 @@ fn object_entry<'a>(
         .ok_or_else(|| format!("`{key}` in config.json is not an object"))
 }
 
-fn array_entry<'a>(
+pub(super) fn array_entry<'a>(
     parent: &'a mut Map<String, Value>,
     key: &str,
 ) -> Result<&'a mut Vec<Value>, String> {

@@ -12,6 +12,8 @@ use gpuhook::configure::{self, Engine, Registration};
 use gpuhook::hook::{self, OciState, Outcome};
 use gpuhook::log::Log;
 
+mod cdi;
+
 /// The name dockerd's `--gpus` support looks up in its PATH.
 const COMPAT_HOOK_NAME: &str = "nvidia-container-runtime-hook";
 
@@ -77,6 +79,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// CDI specs: generate one for this host, list what the specs on disk offer.
+    #[command(subcommand)]
+    Cdi(cdi::CdiCommand),
+    /// The hooks a gpuhook CDI spec names (run by the container engine, state on stdin).
+    #[command(subcommand, name = "cdi-hook")]
+    CdiHook(cdi::CdiHookCommand),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +111,7 @@ fn main() -> ExitCode {
             return configure(engine, &path, &registration, dry_run);
         }
         Command::Install { bin_dir, force } => return install(&bin_dir, force),
+        Command::Cdi(_) | Command::CdiHook(_) => {}
     }
     let (config_path, named) = match (cli.config, std::env::var_os(CONFIG_ENV)) {
         (Some(path), _) => (path, true),
@@ -119,19 +128,32 @@ fn main() -> ExitCode {
         config.log.level
     };
     let log = Log::new(&config.log.file, level);
+    match cli.command {
+        Command::Cdi(command) => cdi::command(command, &config, named.then_some(&config_path)),
+        Command::CdiHook(command) => cdi::hook(command, &config, &log),
+        _ => oci_hook(&config, &log, started),
+    }
+}
 
+/// Reads the OCI state a runtime gives its hooks on stdin.
+fn read_state(log: &Log) -> Result<OciState, ExitCode> {
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        return fail(
-            Some(&log),
+        return Err(fail(
+            Some(log),
             &format!("cannot read the OCI state from stdin: {e}"),
-        );
+        ));
     }
-    let state = match OciState::parse(&input) {
+    OciState::parse(&input).map_err(|e| fail(Some(log), &e.to_string()))
+}
+
+/// The legacy hook: `prestart` (or `createRuntime`/`createContainer`).
+fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode {
+    let state = match read_state(log) {
         Ok(state) => state,
-        Err(e) => return fail(Some(&log), &e.to_string()),
+        Err(code) => return code,
     };
-    match hook::run(&config, &state) {
+    match hook::run(config, &state) {
         Ok(Outcome::Untouched) => {
             log.write(
                 LogLevel::Debug,
@@ -157,7 +179,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => fail(Some(&log), &format!("container {}: {e}", state.id)),
+        Err(e) => fail(Some(log), &format!("container {}: {e}", state.id)),
     }
 }
 

@@ -1,0 +1,203 @@
+//! `gpuhook cdi generate|list` and the hooks a generated spec names (`gpuhook cdi-hook ...`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+
+use gpuhook::cdi::hooks::{self, CdiHook};
+use gpuhook::cdi::{self, DeviceNameStrategy, GenerateOptions, Registry, Spec};
+use gpuhook::config::{Config, LogLevel, CONFIG_ENV};
+use gpuhook::hook::OciState;
+use gpuhook::inventory::{Inventory, InventoryNeeds};
+use gpuhook::log::Log;
+use gpuhook::request::parse_capabilities;
+
+use crate::{fail, read_state, sibling_or};
+
+#[derive(Subcommand)]
+pub enum CdiCommand {
+    /// Write a CDI spec for this host's GPUs (to stdout, or --output).
+    Generate {
+        /// The file to write (atomically); its extension picks the format unless --format is given.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Name devices by index (`0`), by UUID (`GPU-...`) or both.
+        #[arg(long, value_enum, default_value = "index")]
+        device_name_strategy: DeviceNameStrategy,
+        /// The driver root to read files from [default: driver.root of the config].
+        #[arg(long)]
+        driver_root: Option<PathBuf>,
+        /// The spec's kind [default: cdi.default-kind of the config, nvidia.com/gpu].
+        #[arg(long)]
+        kind: Option<String>,
+        /// Driver capabilities whose files the spec carries (as NVIDIA_DRIVER_CAPABILITIES).
+        #[arg(long, default_value = "all")]
+        capabilities: String,
+        /// The gpuhook binary the spec's hooks run [default: this one].
+        #[arg(long)]
+        hook_path: Option<PathBuf>,
+    },
+    /// List the device names the CDI specs on disk offer.
+    List {
+        /// A spec directory (repeatable) [default: cdi.spec-dirs of the config].
+        #[arg(long = "spec-dir")]
+        spec_dirs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+/// Hooks that a gpuhook CDI spec names; the engine runs them with the state on stdin.
+#[derive(Subcommand)]
+pub enum CdiHookCommand {
+    /// Show only the container's GPUs under /proc/driver/nvidia.
+    MaskProcDriver,
+    /// Rebuild the container's ld cache for these directories.
+    UpdateLdcache {
+        #[arg(long = "folder", required = true)]
+        folders: Vec<PathBuf>,
+    },
+}
+
+pub fn command(command: CdiCommand, config: &Config, config_named: Option<&Path>) -> ExitCode {
+    match command {
+        CdiCommand::Generate {
+            output,
+            format,
+            device_name_strategy,
+            driver_root,
+            kind,
+            capabilities,
+            hook_path,
+        } => {
+            let mut driver = config.driver.clone();
+            if let Some(root) = driver_root {
+                driver.root = root;
+            }
+            let capabilities = match parse_capabilities(
+                Some(&capabilities),
+                &config.supported_driver_capabilities,
+            ) {
+                Ok(c) => c,
+                Err(e) => return fail(None, &e.to_string()),
+            };
+            let inventory = match Inventory::read(&driver, InventoryNeeds::default()) {
+                Ok(i) => i,
+                Err(e) => return fail(None, &e.to_string()),
+            };
+            let options = GenerateOptions {
+                kind: kind.unwrap_or_else(|| config.cdi.default_kind.clone()),
+                naming: device_name_strategy,
+                capabilities,
+                hook_path: hook_path.unwrap_or_else(|| sibling_or("gpuhook", "/usr/bin/gpuhook")),
+                // A config named for this run (a test's, a non-default driver root) is the one
+                // the spec's hooks must read too.
+                hook_env: config_named
+                    .and_then(|p| std::path::absolute(p).ok())
+                    .map(|p| vec![format!("{CONFIG_ENV}={}", p.display())])
+                    .unwrap_or_default(),
+            };
+            let spec = match cdi::generate(&inventory, &options) {
+                Ok(s) => s,
+                Err(e) => return fail(None, &e.to_string()),
+            };
+            let format = format.unwrap_or(
+                match output
+                    .as_deref()
+                    .and_then(|o| o.extension())
+                    .and_then(|e| e.to_str())
+                {
+                    Some("yaml" | "yml") => Format::Yaml,
+                    _ => Format::Json,
+                },
+            );
+            write_spec(&spec, format, output.as_deref())
+        }
+        CdiCommand::List { spec_dirs } => {
+            let dirs = if spec_dirs.is_empty() {
+                config.cdi.spec_dirs.clone()
+            } else {
+                spec_dirs
+            };
+            let registry = Registry::load(&dirs);
+            for error in &registry.errors {
+                eprintln!("gpuhook: warning: unreadable CDI spec {error}");
+            }
+            for name in registry.device_names() {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn write_spec(spec: &Spec, format: Format, output: Option<&Path>) -> ExitCode {
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(spec)
+            .map(|t| t + "\n")
+            .map_err(|e| e.to_string()),
+        Format::Yaml => serde_norway::to_string(spec).map_err(|e| e.to_string()),
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => return fail(None, &format!("cannot serialise the CDI spec: {e}")),
+    };
+    let Some(path) = output else {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    };
+    let written = (|| {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(text.as_bytes())?;
+        file.as_file().sync_all()?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644))?;
+        file.persist(path).map_err(|e| e.error)?;
+        std::io::Result::Ok(())
+    })();
+    match written {
+        Ok(()) => {
+            println!(
+                "wrote CDI spec {} ({} devices)",
+                path.display(),
+                spec.devices.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(None, &format!("cannot write {}: {e}", path.display())),
+    }
+}
+
+pub fn hook(command: CdiHookCommand, config: &Config, log: &Log) -> ExitCode {
+    let state: OciState = match read_state(log) {
+        Ok(state) => state,
+        Err(code) => return code,
+    };
+    let which = match command {
+        CdiHookCommand::MaskProcDriver => CdiHook::MaskProcDriver,
+        CdiHookCommand::UpdateLdcache { folders } => CdiHook::UpdateLdcache { folders },
+    };
+    match hooks::run(config, &state, &which) {
+        Ok(done) => {
+            log.write(
+                LogLevel::Info,
+                &format!("cdi-hook: container={} {done}", state.id),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(Some(log), &format!("container {}: {e}", state.id)),
+    }
+}

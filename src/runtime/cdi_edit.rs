@@ -1,0 +1,233 @@
+//! CDI container edits applied to a `config.json` tree, as the CDI library does for Podman and
+//! containerd: device nodes into `linux.devices` with an allow rule each, bind mounts, hooks
+//! by name, env. Like `spec_edit`, it works on the JSON tree so every other field stays as it
+//! was; applying the same edits twice adds nothing.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use serde_json::{json, Map, Value};
+
+use super::spec_edit::{array_entry, object_entry};
+use crate::cdi::spec::{ContainerEdits, DeviceNode};
+
+/// What applying CDI edits changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CdiSummary {
+    pub devices: usize,
+    pub mounts: usize,
+    pub hooks: usize,
+}
+
+/// Applies `edits` in order, then sets `NVIDIA_VISIBLE_DEVICES=void` so that a legacy hook
+/// (e.g. one `docker run --gpus` added) leaves the container alone.
+pub fn apply(spec: &mut Value, edits: &[ContainerEdits]) -> Result<CdiSummary, String> {
+    let root = spec
+        .as_object_mut()
+        .ok_or("config.json is not a JSON object")?;
+    let mut summary = CdiSummary::default();
+    for edit in edits {
+        for kv in &edit.env {
+            set_env(root, kv)?;
+        }
+        for node in &edit.device_nodes {
+            if add_device(root, node)? {
+                summary.devices += 1;
+            }
+        }
+        for mount in &edit.mounts {
+            let destination = mount.container_path.to_string_lossy();
+            let mounts = array_entry(root, "mounts")?;
+            if mounts
+                .iter()
+                .any(|m| m.get("destination").and_then(Value::as_str) == Some(&destination))
+            {
+                continue;
+            }
+            mounts.push(json!({
+                "destination": destination,
+                "type": "bind",
+                "source": mount.host_path.to_string_lossy(),
+                "options": mount.options,
+            }));
+            summary.mounts += 1;
+        }
+        for hook in &edit.hooks {
+            let mut entry = json!({ "path": hook.path.to_string_lossy() });
+            if !hook.args.is_empty() {
+                entry["args"] = json!(hook.args);
+            }
+            if !hook.env.is_empty() {
+                entry["env"] = json!(hook.env);
+            }
+            let stage = array_entry(object_entry(root, "hooks")?, &hook.hook_name)?;
+            if !stage.contains(&entry) {
+                stage.push(entry);
+                summary.hooks += 1;
+            }
+        }
+    }
+    set_env(root, "NVIDIA_VISIBLE_DEVICES=void")?;
+    Ok(summary)
+}
+
+fn set_env(root: &mut Map<String, Value>, kv: &str) -> Result<(), String> {
+    let key = kv.split_once('=').map_or(kv, |(k, _)| k);
+    let env = array_entry(object_entry(root, "process")?, "env")?;
+    env.retain(|e| match e.as_str() {
+        Some(s) => s.split_once('=').map_or(s, |(k, _)| k) != key,
+        None => true,
+    });
+    env.push(json!(kv));
+    Ok(())
+}
+
+/// Adds one node and its allow rule; false when the path was already declared.
+fn add_device(root: &mut Map<String, Value>, node: &DeviceNode) -> Result<bool, String> {
+    let path = node.path.to_string_lossy().into_owned();
+    let (kind, major, minor) = device_numbers(node)?;
+    let linux = object_entry(root, "linux")?;
+    let declared = array_entry(linux, "devices")?;
+    if declared
+        .iter()
+        .any(|d| d.get("path").and_then(Value::as_str) == Some(&path))
+    {
+        return Ok(false);
+    }
+    declared.push(json!({
+        "path": path, "type": kind, "major": major, "minor": minor,
+        "fileMode": 0o666, "uid": 0, "gid": 0,
+    }));
+    let access = node.permissions.clone().unwrap_or_else(|| "rwm".into());
+    let resources = object_entry(linux, "resources")?;
+    array_entry(resources, "devices")?.push(json!({
+        "allow": true, "type": kind, "major": major, "minor": minor, "access": access,
+    }));
+    Ok(true)
+}
+
+/// Type and numbers from the spec, else from the host node (`hostPath`, else `path`).
+fn device_numbers(node: &DeviceNode) -> Result<(String, i64, i64), String> {
+    if let (Some(major), Some(minor)) = (node.major, node.minor) {
+        return Ok((
+            node.kind.clone().unwrap_or_else(|| "c".into()),
+            major,
+            minor,
+        ));
+    }
+    let host = node.host_path.as_ref().unwrap_or(&node.path);
+    let meta =
+        std::fs::metadata(host).map_err(|e| format!("CDI device node {}: {e}", host.display()))?;
+    let kind = if meta.file_type().is_char_device() {
+        "c"
+    } else if meta.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(format!(
+            "CDI device node {} is not a device",
+            host.display()
+        ));
+    };
+    let rdev = meta.rdev();
+    Ok((
+        kind.into(),
+        i64::from(rustix::fs::major(rdev)),
+        i64::from(rustix::fs::minor(rdev)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cdi::spec::{Hook, Mount};
+
+    fn edits() -> Vec<ContainerEdits> {
+        vec![
+            ContainerEdits {
+                env: vec!["FOO=1".into()],
+                device_nodes: vec![DeviceNode {
+                    path: "/dev/nvidiactl".into(),
+                    host_path: None,
+                    kind: Some("c".into()),
+                    major: Some(195),
+                    minor: Some(255),
+                    permissions: Some("rw".into()),
+                }],
+                mounts: vec![Mount {
+                    host_path: "/usr/lib/x86_64-linux-gnu/libcuda.so.580.1".into(),
+                    container_path: "/usr/lib/x86_64-linux-gnu/libcuda.so.580.1".into(),
+                    options: vec!["ro".into(), "nosuid".into(), "nodev".into(), "bind".into()],
+                }],
+                hooks: vec![Hook {
+                    hook_name: "createRuntime".into(),
+                    path: "/usr/bin/gpuhook".into(),
+                    args: vec![
+                        "gpuhook".into(),
+                        "cdi-hook".into(),
+                        "mask-proc-driver".into(),
+                    ],
+                    env: vec![],
+                }],
+            },
+            ContainerEdits {
+                // /dev/null: numbers taken from the host node.
+                device_nodes: vec![DeviceNode {
+                    path: "/dev/nvidia0".into(),
+                    host_path: Some("/dev/null".into()),
+                    kind: None,
+                    major: None,
+                    minor: None,
+                    permissions: None,
+                }],
+                ..Default::default()
+            },
+        ]
+    }
+
+    #[test]
+    fn edits_land_where_runc_reads_them_and_twice_is_once() {
+        let mut spec = json!({
+            "ociVersion": "1.0.2",
+            "process": {"env": ["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0", "FOO=0"]},
+            "linux": {"namespaces": []},
+            "x-unknown": {"kept": true}
+        });
+        let summary = apply(&mut spec, &edits()).unwrap();
+        assert_eq!(
+            summary,
+            CdiSummary {
+                devices: 2,
+                mounts: 1,
+                hooks: 1
+            }
+        );
+        assert_eq!(
+            spec["process"]["env"],
+            json!(["PATH=/bin", "FOO=1", "NVIDIA_VISIBLE_DEVICES=void"])
+        );
+        assert_eq!(spec["linux"]["devices"][0]["path"], "/dev/nvidiactl");
+        assert_eq!(spec["linux"]["devices"][1]["major"], 1);
+        assert_eq!(spec["linux"]["devices"][1]["minor"], 3);
+        assert_eq!(spec["linux"]["resources"]["devices"][0]["access"], "rw");
+        assert_eq!(spec["linux"]["resources"]["devices"][1]["access"], "rwm");
+        assert_eq!(spec["mounts"][0]["type"], "bind");
+        assert_eq!(
+            spec["hooks"]["createRuntime"][0]["args"][2],
+            "mask-proc-driver"
+        );
+        assert_eq!(spec["x-unknown"], json!({"kept": true}));
+
+        let once = spec.clone();
+        let again = apply(&mut spec, &edits()).unwrap();
+        assert_eq!(again, CdiSummary::default());
+        assert_eq!(spec, once);
+    }
+
+    #[test]
+    fn a_missing_host_node_is_an_error_naming_it() {
+        let mut spec = json!({});
+        let mut e = edits();
+        e[1].device_nodes[0].host_path = Some("/nonexistent/nvidia9".into());
+        let err = apply(&mut spec, &e).unwrap_err();
+        assert!(err.contains("/nonexistent/nvidia9"), "{err}");
+    }
+}

@@ -1,0 +1,407 @@
+//! CDI end to end: `gpuhook cdi generate` on a simulated driver, the spec checked against the
+//! published schema, then containers given GPUs three ways that must agree file for file:
+//! the legacy hook under runc, Podman applying the spec itself (`--device kind=name`), and the
+//! runtime shim in CDI mode under runc.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use support::*;
+
+/// What a container shows of its GPU files, in `== name ==` sections.
+const LIST: &str = r#"
+echo "== dev =="; ls /dev | grep nvidia
+echo "== lib =="; ls /usr/lib/x86_64-linux-gnu /usr/lib/i386-linux-gnu 2>&1
+echo "== bin =="; ls /usr/bin
+echo "== firmware =="; ls -R /lib/firmware 2>&1
+echo "== gpus =="; ls /proc/driver/nvidia/gpus 2>&1
+echo "== ipc =="; ls -d /run/nvidia-persistenced/socket /tmp/nvidia-mps 2>&1
+echo "== ldcache =="; tr -c '[:print:]' '\n' < /etc/ld.so.cache | grep -e nvidia -e cuda | sort -u
+echo "== smi =="; nvidia-smi -L
+echo "== end =="
+"#;
+const SECTIONS: [&str; 8] = [
+    "dev", "lib", "bin", "firmware", "gpus", "ipc", "ldcache", "smi",
+];
+
+/// A simulated driver, a gpuhook config for it that also sets up the shim's CDI mode, and a
+/// generated spec of a kind unique to this test run.
+struct CdiSetup {
+    sim: Sim,
+    dir: tempfile::TempDir,
+    kind: String,
+}
+
+impl CdiSetup {
+    fn new(name: &str) -> CdiSetup {
+        let sim = Sim::build(2);
+        let dir = tempfile::Builder::new()
+            .prefix("gpuhook-cdi-")
+            .tempdir()
+            .unwrap();
+        let kind = format!("gpuhook-test-{name}-{}.local/gpu", std::process::id());
+        let setup = CdiSetup { sim, dir, kind };
+        let config = format!(
+            "{}[runtime]\nruntimes = [\"runc\"]\nmode = \"auto\"\n[cdi]\nspec-dirs = [{:?}]\n",
+            setup.sim.config(&setup.log(), ""),
+            setup.spec_dir()
+        );
+        std::fs::write(setup.config(), config).unwrap();
+        let out = setup
+            .gpuhook(&["cdi", "generate", "--kind", &setup.kind, "--output"])
+            .arg(setup.spec_file())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cdi generate failed: {out:?}");
+        setup
+    }
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("gpuhook.toml")
+    }
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("gpuhook.log")
+    }
+    fn spec_dir(&self) -> PathBuf {
+        self.dir.path().join("cdi")
+    }
+    fn spec_file(&self) -> PathBuf {
+        self.spec_dir().join("gpu.json")
+    }
+    fn gpuhook(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(gpuhook_bin());
+        command.args(args).env("GPUHOOK_CONFIG", self.config());
+        command
+    }
+    fn name(&self, device: &str) -> String {
+        format!("{}={device}", self.kind)
+    }
+
+    /// The legacy hook under runc, all capabilities (a CDI spec carries them all).
+    fn via_hook(&self, devices: &str) -> Outcome {
+        let env = [
+            format!("NVIDIA_VISIBLE_DEVICES={devices}"),
+            "NVIDIA_DRIVER_CAPABILITIES=all".to_string(),
+        ];
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let config = std::fs::read_to_string(self.config()).unwrap();
+        let bundle = Bundle::new("cdi-hook", &env, LIST, &config);
+        let r = bundle.run();
+        Outcome {
+            success: r.success,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        }
+    }
+
+    /// runc run through gpuhook-runtime (CDI mode picked by the qualified names).
+    fn via_shim(&self, devices: &str) -> Outcome {
+        let env = format!("NVIDIA_VISIBLE_DEVICES={devices}");
+        let config = std::fs::read_to_string(self.config()).unwrap();
+        let bundle = Bundle::new("cdi-shim", &[&env], LIST, &config);
+        bundle.edit_spec(|spec| {
+            spec.as_object_mut().unwrap().remove("hooks");
+        });
+        let state = bundle.dir.path().join("runc-state");
+        let out = Command::new(gpuhook_runtime_bin())
+            .arg("--root")
+            .arg(&state)
+            .args(["run", "--bundle"])
+            .arg(bundle.dir.path())
+            .arg(&bundle.id)
+            .env("GPUHOOK_CONFIG", self.config())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(&state)
+            .args(["delete", "--force", &bundle.id])
+            .output();
+        Outcome::from(out)
+    }
+}
+
+/// A private Podman (own storage, cgroupfs, no network) and the spec made visible to it in
+/// `/var/run/cdi` (Podman 4.3 reads no other directory) for as long as this lives.
+struct Podman {
+    root: tempfile::TempDir,
+    published: PathBuf,
+}
+
+impl Podman {
+    fn new(setup: &CdiSetup) -> Podman {
+        let root = tempfile::Builder::new()
+            .prefix("gpuhook-podman-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all("/var/run/cdi").unwrap();
+        let published = PathBuf::from(format!(
+            "/var/run/cdi/gpuhook-test-{}.json",
+            setup.kind.replace(['/', '.'], "-")
+        ));
+        std::fs::copy(setup.spec_file(), &published).unwrap();
+        let podman = Podman { root, published };
+        let import = format!(
+            "tar -C {:?} -c . | podman {} import - gpuhook-cdi-test >/dev/null",
+            rootfs_template(),
+            podman.global_args().join(" ")
+        );
+        sh(Command::new("sh").args(["-c", &import]));
+        podman
+    }
+    fn global_args(&self) -> Vec<String> {
+        let dir = self.root.path().display();
+        [
+            format!("--root={dir}/root"),
+            format!("--runroot={dir}/run"),
+            "--storage-driver=vfs".into(),
+            "--cgroup-manager=cgroupfs".into(),
+            "--events-backend=file".into(),
+            "--runtime=runc".into(),
+        ]
+        .into()
+    }
+    fn run(&self, device: &str) -> Outcome {
+        let out = Command::new("podman")
+            .args(self.global_args())
+            .args(["run", "--rm", "--network=none"])
+            // The default rlimits exceed this machine's hard limits (ci-machine notes).
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
+            .args(["--device", device, "gpuhook-cdi-test", "sh", "-c", LIST])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Outcome::from(out)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.published);
+        let _ = Command::new("podman")
+            .args(self.global_args())
+            .args(["system", "reset", "--force"])
+            .output();
+        // vfs layers may be left mounted by nothing, but podman may leave its runroot mounts.
+        let _ = Command::new("umount")
+            .args(["-R", "-l"])
+            .arg(self.root.path())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+struct Outcome {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(out: Output) -> Outcome {
+        Outcome {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Outcome {
+    fn sections(&self) -> Vec<(String, Vec<String>)> {
+        let result = RunResult {
+            success: self.success,
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+        };
+        SECTIONS
+            .iter()
+            .map(|s| (s.to_string(), result.section(s)))
+            .collect()
+    }
+    fn expect_success(&self, what: &str) {
+        assert!(
+            self.success,
+            "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+    }
+}
+
+/// The two outcomes list the same files, section by section.
+fn assert_same_files(left: (&str, &Outcome), right: (&str, &Outcome)) {
+    left.1.expect_success(left.0);
+    right.1.expect_success(right.0);
+    for ((name, a), (_, b)) in left.1.sections().iter().zip(right.1.sections()) {
+        assert_eq!(a, &b, "section {name}: {} and {} differ", left.0, right.0);
+    }
+}
+
+fn smi_uuids(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .sections()
+        .into_iter()
+        .find(|(n, _)| n == "smi")
+        .map(|(_, lines)| lines)
+        .unwrap_or_default()
+}
+
+#[test]
+fn generated_spec_validates_against_the_published_schema() {
+    if !prerequisites_with("generated_spec_validates_against_the_published_schema", &[]) {
+        return;
+    }
+    let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import jsonschema"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let Some(python) = python else {
+        if std::env::var_os("CI").is_some() {
+            panic!("python3 with jsonschema is missing in CI (apt-get install python3-jsonschema)");
+        }
+        eprintln!("\n!!!!!!!! generated_spec_validates_against_the_published_schema: NOT RUN: needs python3-jsonschema !!!!!!!!\n");
+        return;
+    };
+    let setup = CdiSetup::new("schema");
+    let schema_dir = repo().join("tests/data/cdi-schema");
+    let validate = |spec: &Path| {
+        Command::new(python)
+            .arg("-c")
+            .arg(VALIDATE)
+            .arg(&schema_dir)
+            .arg(spec)
+            .output()
+            .unwrap()
+    };
+    let out = validate(&setup.spec_file());
+    assert!(
+        out.status.success(),
+        "the generated spec does not validate:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The validator does reject what the schema forbids (a device without a name, a hook
+    // without a path).
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.spec_file()).unwrap()).unwrap();
+    spec["devices"][0].as_object_mut().unwrap().remove("name");
+    spec["containerEdits"]["hooks"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("path");
+    let broken = setup.dir.path().join("broken.json");
+    std::fs::write(&broken, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = validate(&broken);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        report.contains("'name' is a required property")
+            && report.contains("'path' is a required property"),
+        "{report}"
+    );
+}
+
+/// Validates `argv[2]` against `argv[1]/schema.json`, and its top-level `containerEdits`
+/// against `defs.json`'s definition (this schema version does not list it).
+const VALIDATE: &str = r#"
+import json, sys
+from jsonschema import Draft7Validator, RefResolver
+schema_dir, spec_path = sys.argv[1], sys.argv[2]
+schema = json.load(open(schema_dir + "/schema.json"))
+defs = json.load(open(schema_dir + "/defs.json"))
+resolver = RefResolver(base_uri="file://" + schema_dir + "/", referrer=schema,
+                       store={"file://" + schema_dir + "/defs.json": defs, "defs.json": defs})
+spec = json.load(open(spec_path))
+errors = list(Draft7Validator(schema, resolver=resolver).iter_errors(spec))
+edits = {"$ref": "defs.json#/definitions/containerEdits"}
+errors += list(Draft7Validator(edits, resolver=resolver).iter_errors(spec.get("containerEdits", {})))
+for e in errors:
+    print(e.message)
+sys.exit(1 if errors else 0)
+"#;
+
+#[test]
+fn list_shows_the_devices_of_the_generated_spec() {
+    if !prerequisites_with("list_shows_the_devices_of_the_generated_spec", &[]) {
+        return;
+    }
+    let setup = CdiSetup::new("list");
+    let out = setup.gpuhook(&["cdi", "list"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let expected: Vec<String> = ["0", "1", "all"].iter().map(|d| setup.name(d)).collect();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        expected
+    );
+}
+
+#[test]
+fn podman_with_the_spec_sees_what_the_hook_gives() {
+    if !prerequisites_with(
+        "podman_with_the_spec_sees_what_the_hook_gives",
+        &["runc", "podman"],
+    ) {
+        return;
+    }
+    let setup = CdiSetup::new("podman");
+    let podman = Podman::new(&setup);
+    for (devices, gpus) in [("all", vec![0, 1]), ("0", vec![0])] {
+        let hook = setup.via_hook(devices);
+        let cdi = podman.run(&setup.name(devices));
+        assert_same_files(("the legacy hook", &hook), ("podman --device", &cdi));
+        let want: Vec<String> = gpus.iter().map(|&i| setup.sim.uuid(i)).collect();
+        let seen = smi_uuids(&cdi);
+        assert!(
+            seen.len() == want.len() && want.iter().all(|u| seen.iter().any(|l| l.contains(u))),
+            "podman --device {devices}: nvidia-smi saw {seen:?}, want {want:?}"
+        );
+    }
+    // A device the spec does not have: Podman refuses to start the container.
+    let out = podman.run(&setup.name("7"));
+    assert!(!out.success, "podman started with an unknown CDI device");
+    assert!(out.stderr.contains(&setup.name("7")), "{}", out.stderr);
+}
+
+#[test]
+fn runtime_shim_in_cdi_mode_gives_the_same_files() {
+    if !prerequisites("runtime_shim_in_cdi_mode_gives_the_same_files") {
+        return;
+    }
+    let setup = CdiSetup::new("shim");
+    for devices in ["all", "1"] {
+        let hook = setup.via_hook(devices);
+        let shim = setup.via_shim(&setup.name(devices));
+        assert_same_files(
+            ("the legacy hook", &hook),
+            ("gpuhook-runtime cdi mode", &shim),
+        );
+    }
+    let log = std::fs::read_to_string(setup.log()).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("runtime: container=")
+            && l.contains(&format!("cdi=[{}]", setup.name("1")))),
+        "no shim log line for the CDI request:\n{log}"
+    );
+    // Unknown device: the shim refuses, naming it and what the specs offer.
+    let out = setup.via_shim(&setup.name("7"));
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains(&format!("CDI device {} not found in", setup.name("7")))
+            && out.stderr.contains(&setup.name("all")),
+        "{}",
+        out.stderr
+    );
+}
