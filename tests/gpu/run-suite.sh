@@ -218,7 +218,25 @@ check "through the shim: /dev/nvidia0 still opens after it" has shim.after "open
 check "through the shim: nvidia-smi still sees the GPU after it" has shim.after "$uuid0"
 rm -rf "$work/b-hookonly" "$work/b-shim"
 
-echo "== 9. the host is left clean (after the parallel starts of 7 and everything else)"
+echo "== 9. CDI: a spec generated here, applied by the runtime shim, gives what the hook gives"
+GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" cdi generate --output "$work/cdi/nvidia.json"
+check "cdi list offers GPU 0 and all" test "$(GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" cdi list --spec-dir "$work/cdi" | tr '\n' ' ')" = "nvidia.com/gpu=0 nvidia.com/gpu=all "
+printf '[log]\nfile = "%s"\nlevel = "debug"\n[runtime]\nruntimes = ["%s"]\n[cdi]\nspec-dirs = ["%s"]\n' "$work/hook.log" "$carry/bin/runc" "$work/cdi" > "$work/cdi.toml"
+list='echo "== dev"; ls /dev | grep nvidia; echo "== lib"; ls /usr/lib/x86_64-linux-gnu; echo "== bin"; ls /usr/bin; echo "== firmware"; ls -R /lib/firmware; echo "== gpus"; ls /proc/driver/nvidia/gpus; echo "== ldcache"; tr -c "[:print:]" "\n" < /etc/ld.so.cache | grep -e nvidia -e cuda | sort -u; echo "== smi"; nvidia-smi -L'
+bundle cdi no "$list; echo '== vecadd'; vecadd" NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0
+GPUHOOK_CONFIG=$work/cdi.toml "$carry/bin/gpuhook-runtime" --root "$work/runc-state" run --bundle "$work/b-cdi" "gpu-cdi-$$" < /dev/null > "$work/cdi.out" 2> "$work/cdi.err"; rc=$?
+runc delete --force "gpu-cdi-$$" > /dev/null 2>&1
+cat "$work/cdi.err"
+check "runc run through the shim in CDI mode succeeds" test "$rc" = 0
+check "CDI: nvidia-smi -L inside equals the host's" test "$(sed -n '/^== smi/,/^== vecadd/p' "$work/cdi.out" | grep '^GPU')" = "$host_list"
+check "CDI: vector add of 1M floats is right" has cdi.out "vecadd: OK n=1048576 wrong=0"
+bundle cdihook yes "$list" NVIDIA_VISIBLE_DEVICES=0 NVIDIA_DRIVER_CAPABILITIES=all
+run cdihook
+sed '/^== vecadd/,$d' "$work/cdi.out" > "$work/cdi.list"
+check "CDI and the hook give the same nodes, libraries, utilities, firmware, ld cache and GPUs" diff "$work/cdihook.out" "$work/cdi.list"
+rm -rf "$work/b-cdi"
+
+echo "== 10. the host is left clean (after the parallel starts of 7 and everything else)"
 sleep 1
 check "no container left in runc" test -z "$(runc list -q)"
 check "no gpuhook or runc process left" test -z "$(pgrep -f "$carry/bin/(gpuhook|runc)")"

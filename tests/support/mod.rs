@@ -168,7 +168,11 @@ impl Bundle {
             .arg("--bundle")
             .arg(dir.path()));
         std::fs::write(dir.path().join("gpuhook.toml"), config).unwrap();
-        let id = format!("gpuhook-{name}-{}", std::process::id());
+        // Unique per bundle: runc names the container's cgroup after its id, and two
+        // containers sharing one would share (and clear) each other's device rules.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("gpuhook-{name}-{}-{n}", std::process::id());
         let bundle = Bundle { dir, id };
         bundle.edit_spec(|spec| {
             spec["process"]["terminal"] = json!(false);
