@@ -1,5 +1,5 @@
 # The two commands a new user runs are `make demo` and `make test` (see README.md).
-.PHONY: demo test bench build
+.PHONY: demo test bench build deb rpm
 
 build:
 	cargo build --bins
@@ -16,3 +16,13 @@ test:
 bench:
 	cargo build --release --bins
 	bash scripts/bench-hook.sh target/release/gpuhook
+
+# Distro packages of the release build, into target/packages (dpkg-deb; rpmbuild from the rpm
+# package; help2man). See packaging/build.sh.
+deb:
+	cargo build --release --bins
+	bash packaging/build.sh deb
+
+rpm:
+	cargo build --release --bins
+	bash packaging/build.sh rpm

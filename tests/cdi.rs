@@ -6,8 +6,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use support::engines::Outcome;
 use support::*;
 
 /// What a container shows of its GPU files, in `== name ==` sections.
@@ -198,55 +199,33 @@ impl Drop for Podman {
     }
 }
 
-struct Outcome {
-    success: bool,
-    stdout: String,
-    stderr: String,
+/// The `LIST` sections of a container's output.
+fn sections(outcome: &Outcome) -> Vec<(String, Vec<String>)> {
+    SECTIONS
+        .iter()
+        .map(|s| (s.to_string(), outcome.section(s)))
+        .collect()
 }
 
-impl From<Output> for Outcome {
-    fn from(out: Output) -> Outcome {
-        Outcome {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-impl Outcome {
-    fn sections(&self) -> Vec<(String, Vec<String>)> {
-        let result = RunResult {
-            success: self.success,
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.clone(),
-        };
-        SECTIONS
-            .iter()
-            .map(|s| (s.to_string(), result.section(s)))
-            .collect()
-    }
-    fn expect_success(&self, what: &str) {
-        assert!(
-            self.success,
-            "{what} failed:\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-    }
+fn expect_success(outcome: &Outcome, what: &str) {
+    assert!(
+        outcome.success,
+        "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+        outcome.stdout, outcome.stderr
+    );
 }
 
 /// The two outcomes list the same files, section by section.
 fn assert_same_files(left: (&str, &Outcome), right: (&str, &Outcome)) {
-    left.1.expect_success(left.0);
-    right.1.expect_success(right.0);
-    for ((name, a), (_, b)) in left.1.sections().iter().zip(right.1.sections()) {
+    expect_success(left.1, left.0);
+    expect_success(right.1, right.0);
+    for ((name, a), (_, b)) in sections(left.1).iter().zip(sections(right.1)) {
         assert_eq!(a, &b, "section {name}: {} and {} differ", left.0, right.0);
     }
 }
 
 fn smi_uuids(outcome: &Outcome) -> Vec<String> {
-    outcome
-        .sections()
+    sections(outcome)
         .into_iter()
         .find(|(n, _)| n == "smi")
         .map(|(_, lines)| lines)

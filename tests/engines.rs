@@ -7,156 +7,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use support::engines::*;
 use support::*;
 
 const IMAGE: &str = "gpuhook-test:latest";
-
-/// What the checks look at inside a container, in `== name ==` sections.
-const INSPECT: &str = r#"
-echo "== dev =="; ls /dev | grep nvidia
-echo "== smi =="; nvidia-smi -L
-echo "== gpus =="; ls /proc/driver/nvidia/gpus 2>&1
-echo "== libs =="; ls /usr/lib/x86_64-linux-gnu | grep -e libcuda -e libnvidia-ml
-echo "== end =="
-"#;
-
-/// A daemon started for one test, stopped (and its mounts and files removed) on drop.
-struct Daemon {
-    dir: tempfile::TempDir,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// Starts `command` (output to `daemon.log` in `dir`) and waits until `ready` succeeds.
-    fn start(dir: tempfile::TempDir, mut command: Command, ready: impl Fn() -> bool) -> Daemon {
-        let log = dir.path().join("daemon.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let daemon = Daemon { dir, child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ready() {
-            assert!(
-                Instant::now() < deadline,
-                "{command:?} not ready after 60 s; its log:\n{}",
-                daemon.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        daemon
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        unmount_under(self.dir.path());
-    }
-}
-
-/// Detaches every mount at or below `dir` (deepest first), so the directory can be removed.
-fn unmount_under(dir: &Path) {
-    let mut points: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for point in points {
-        let _ = rustix::mount::unmount(point.as_str(), rustix::mount::UnmountFlags::DETACH);
-    }
-}
-
-/// A private containerd (own socket, root and state; no CRI plugin) whose shims, and so the
-/// runtimes they run, get `GPUHOOK_CONFIG=config`.
-struct Containerd {
-    daemon: Daemon,
-}
-
-impl Containerd {
-    fn start(config: &Path) -> Containerd {
-        let dir = tempfile::Builder::new()
-            .prefix("gpuhook-containerd-")
-            .tempdir()
-            .unwrap();
-        let root = dir.path().to_path_buf();
-        std::fs::write(
-            root.join("config.toml"),
-            format!(
-                "version = 2\nroot = {:?}\nstate = {:?}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = {:?}\n",
-                root.join("root"),
-                root.join("state"),
-                root.join("containerd.sock")
-            ),
-        )
-        .unwrap();
-        let mut command = Command::new("containerd");
-        command
-            .arg("--config")
-            .arg(root.join("config.toml"))
-            .env("GPUHOOK_CONFIG", config);
-        let socket = root.join("containerd.sock");
-        let daemon = Daemon::start(dir, command, || {
-            socket.exists()
-                && ctr_at(&socket)
-                    .arg("version")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-        });
-        Containerd { daemon }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.daemon.dir.path().join("containerd.sock")
-    }
-
-    fn dir(&self) -> &Path {
-        self.daemon.dir.path()
-    }
-}
-
-fn ctr_at(socket: &Path) -> Command {
-    let mut command = Command::new("ctr");
-    command
-        .arg("--address")
-        .arg(socket)
-        .args(["-n", "gpuhook-test"]);
-    command
-}
-
-/// The docker client that matches Debian's dockerd, else whatever `docker` is on PATH.
-fn docker_client() -> PathBuf {
-    let debian = PathBuf::from("/usr/bin/docker");
-    if debian.is_file() {
-        debian
-    } else {
-        which("docker").unwrap_or_else(|| PathBuf::from("docker"))
-    }
-}
 
 /// A private dockerd set up the way a user sets up gpuhook: `gpuhook install` puts the
 /// compatibility name on its PATH, `gpuhook configure --runtime docker` writes its daemon.json.
@@ -193,7 +49,7 @@ impl Docker {
         std::fs::write(&config, sim.config(&root.join("gpuhook.log"), "")).unwrap();
         // dockerd's own containerd is whichever one /run/containerd holds if any (a host's
         // system containerd, with its own environment); give it ours explicitly.
-        let containerd = Containerd::start(&config);
+        let containerd = Containerd::start(Some(&config));
 
         let mut command = Command::new("dockerd");
         command
@@ -378,92 +234,6 @@ fn reapply_recorded_device_rules_v1(pid: &str, state_json: &Path) -> Result<(), 
     Ok(())
 }
 
-fn docker_at(socket: &Path) -> Command {
-    let mut command = Command::new(docker_client());
-    command
-        .arg("-H")
-        .arg(format!("unix://{}", socket.display()))
-        // Keep the user's ~/.docker out of it.
-        .env("DOCKER_CONFIG", socket.with_file_name("client"));
-    command
-}
-
-/// A command's outcome, with the `== name ==` sections that the INSPECT script prints.
-struct Outcome {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Outcome {
-    fn from(out: Output) -> Outcome {
-        Outcome {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-impl Outcome {
-    fn section(&self, name: &str) -> Vec<String> {
-        RunResult {
-            success: self.success,
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.clone(),
-        }
-        .section(name)
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "success={}\nstdout:\n{}\nstderr:\n{}",
-            self.success, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Checks what a container saw: exactly the GPUs `gpus` (indices of `sim`), with or without
-/// libcuda.
-fn sees_gpus(sim: &Sim, out: &Outcome, gpus: &[usize], libcuda: bool) -> Result<(), String> {
-    if !out.success {
-        return Err(format!("container failed: {}", out.describe()));
-    }
-    let want_nodes: Vec<String> = gpus.iter().map(|i| format!("nvidia{i}")).collect();
-    let nodes: Vec<String> = out
-        .section("dev")
-        .into_iter()
-        .filter(|n| {
-            n.strip_prefix("nvidia")
-                .is_some_and(|d| d.parse::<u32>().is_ok())
-        })
-        .collect();
-    let smi: Vec<String> = out.section("smi");
-    let want_uuids: Vec<String> = gpus.iter().map(|&i| sim.uuid(i)).collect();
-    let uuids_seen: Vec<String> = want_uuids
-        .iter()
-        .filter(|u| smi.iter().any(|l| l.contains(u.as_str())))
-        .cloned()
-        .collect();
-    let has_libcuda = out.section("libs").iter().any(|l| l == "libcuda.so.1");
-    let problems = [
-        (nodes != want_nodes).then(|| format!("GPU nodes {nodes:?}, want {want_nodes:?}")),
-        (smi.len() != gpus.len() || uuids_seen != want_uuids)
-            .then(|| format!("nvidia-smi -L said {smi:?}, want {want_uuids:?}")),
-        (out.section("gpus").len() != gpus.len())
-            .then(|| format!("/proc/driver/nvidia/gpus has {:?}", out.section("gpus"))),
-        (has_libcuda != libcuda).then(|| format!("libcuda.so.1 present: {has_libcuda}")),
-        (!out.section("libs").iter().any(|l| l == "libnvidia-ml.so.1"))
-            .then(|| "no libnvidia-ml.so.1".to_string()),
-    ];
-    let problems: Vec<String> = problems.into_iter().flatten().collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{}\n{}", problems.join("; "), out.describe()))
-    }
-}
-
 /// Runs every case, then fails once with all that went wrong (so one run shows everything).
 /// A named check; `Err` says what was wrong.
 type Case<'a> = (&'static str, Box<dyn FnOnce() -> Result<(), String> + 'a>);
@@ -518,7 +288,7 @@ fn docker_gpus_and_gpuhook_runtime() {
             Box::new(|| {
                 sees_gpus(
                     &sim,
-                    &docker.run(&["--gpus", "all"], INSPECT).0,
+                    &docker.run(&["--gpus", "all"], ENGINE_INSPECT).0,
                     &[0, 1],
                     true,
                 )
@@ -529,7 +299,7 @@ fn docker_gpus_and_gpuhook_runtime() {
             Box::new(|| {
                 sees_gpus(
                     &sim,
-                    &docker.run(&["--gpus", "\"device=1\""], INSPECT).0,
+                    &docker.run(&["--gpus", "\"device=1\""], ENGINE_INSPECT).0,
                     &[1],
                     true,
                 )
@@ -540,7 +310,7 @@ fn docker_gpus_and_gpuhook_runtime() {
             Box::new(|| {
                 sees_gpus(
                     &sim,
-                    &docker.run(&["--gpus", "2"], INSPECT).0,
+                    &docker.run(&["--gpus", "2"], ENGINE_INSPECT).0,
                     &[0, 1],
                     true,
                 )
@@ -550,14 +320,14 @@ fn docker_gpus_and_gpuhook_runtime() {
             "--gpus all,capabilities=utility",
             Box::new(|| {
                 let args = ["--gpus", "all,capabilities=utility"];
-                sees_gpus(&sim, &docker.run(&args, INSPECT).0, &[0, 1], false)
+                sees_gpus(&sim, &docker.run(&args, ENGINE_INSPECT).0, &[0, 1], false)
             }),
         ),
         (
             "--runtime=gpuhook -e NVIDIA_VISIBLE_DEVICES=0",
             Box::new(|| {
                 let args = ["--runtime=gpuhook", "-e", "NVIDIA_VISIBLE_DEVICES=0"];
-                let (out, id) = docker.run(&args, INSPECT);
+                let (out, id) = docker.run(&args, ENGINE_INSPECT);
                 sees_gpus(&sim, &out, &[0], true)?;
                 let log = docker.gpuhook_log();
                 let shim = lines_for(&log, &id, "runtime: ");
@@ -572,7 +342,7 @@ fn docker_gpus_and_gpuhook_runtime() {
         (
             "--runtime=gpuhook with no GPU request is left untouched",
             Box::new(|| {
-                let (out, id) = docker.run(&["--runtime=gpuhook"], INSPECT);
+                let (out, id) = docker.run(&["--runtime=gpuhook"], ENGINE_INSPECT);
                 let log = docker.gpuhook_log();
                 if !out.success {
                     return Err(out.describe());
@@ -596,7 +366,7 @@ fn docker_gpus_and_gpuhook_runtime() {
         (
             "--runtime=gpuhook --gpus all runs the hook once",
             Box::new(|| {
-                let (out, id) = docker.run(&["--runtime=gpuhook", "--gpus", "all"], INSPECT);
+                let (out, id) = docker.run(&["--runtime=gpuhook", "--gpus", "all"], ENGINE_INSPECT);
                 sees_gpus(&sim, &out, &[0, 1], true)?;
                 let log = docker.gpuhook_log();
                 let hook_runs = lines_for(&log, &id, "Info: ");
@@ -666,7 +436,7 @@ fn containerd_ctr_with_gpuhook_runtime_as_runc_binary() {
         sim.config(&config_dir.path().join("gpuhook.log"), ""),
     )
     .unwrap();
-    let containerd = Containerd::start(&config);
+    let containerd = Containerd::start(Some(&config));
     let root = containerd.dir().to_path_buf();
     let ctr = || ctr_at(&containerd.socket());
     let run = |name: &str, env: &[&str]| {
@@ -688,7 +458,9 @@ fn containerd_ctr_with_gpuhook_runtime_as_runc_binary() {
         for e in env {
             c.args(["--env", e]);
         }
-        c.arg(&rootfs).arg(name).args(["/bin/sh", "-c", INSPECT]);
+        c.arg(&rootfs)
+            .arg(name)
+            .args(["/bin/sh", "-c", ENGINE_INSPECT]);
         Outcome::from(c.output().unwrap())
     };
     let cases: Vec<Case> = vec![

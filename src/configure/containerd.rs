@@ -59,6 +59,31 @@ pub fn render(
     Ok(doc.to_string())
 }
 
+/// Takes the runtime `name` out (either config version's CRI plugin); `None` when only
+/// `version` is left.
+pub fn render_removal(
+    current: &str,
+    path: &Path,
+    name: &str,
+) -> Result<Option<String>, ConfigureError> {
+    let mut text = current.to_string();
+    for plugin in ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime"] {
+        let tables = ["plugins", plugin, "containerd"];
+        match super::remove_toml_runtime(
+            &text,
+            path,
+            &tables,
+            "default_runtime_name",
+            name,
+            &["version"],
+        )? {
+            Some(rest) => text = rest,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(text))
+}
+
 /// `table[key]`, created as an implicit table (no header of its own) when absent.
 fn sub_table<'a>(table: &'a mut Table, key: &str) -> Option<&'a mut Table> {
     let item = table.entry(key).or_insert_with(|| {

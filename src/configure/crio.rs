@@ -39,6 +39,22 @@ pub fn render(
     Ok(doc.to_string())
 }
 
+/// Takes the runtime `name` out; `None` when nothing is left (gpuhook's own drop-in).
+pub fn render_removal(
+    current: &str,
+    path: &Path,
+    name: &str,
+) -> Result<Option<String>, ConfigureError> {
+    super::remove_toml_runtime(
+        current,
+        path,
+        &["crio", "runtime"],
+        "default_runtime",
+        name,
+        &[],
+    )
+}
+
 fn sub_table<'a>(table: &'a mut Table, key: &str) -> Option<&'a mut Table> {
     table
         .entry(key)

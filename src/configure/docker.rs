@@ -14,25 +14,7 @@ pub fn render(
     path: &Path,
     registration: &Registration,
 ) -> Result<String, ConfigureError> {
-    let mut root: Map<String, Value> = if current.trim().is_empty() {
-        Map::new()
-    } else {
-        let value: Value =
-            serde_json::from_str(current).map_err(|e| ConfigureError::Malformed {
-                path: path.to_path_buf(),
-                format: "JSON",
-                message: e.to_string(),
-            })?;
-        match value {
-            Value::Object(map) => map,
-            _ => {
-                return Err(ConfigureError::Unsupported {
-                    path: path.to_path_buf(),
-                    message: "the top level is not a JSON object".into(),
-                })
-            }
-        }
-    };
+    let mut root = parse(current, path)?;
     let runtimes = root
         .entry("runtimes")
         .or_insert_with(|| Value::Object(Map::new()))
@@ -54,6 +36,56 @@ pub fn render(
     if registration.set_as_default {
         root.insert("default-runtime".into(), json!(registration.name));
     }
+    serialize(root, current, path)
+}
+
+/// Removes `runtimes.<name>` (and `runtimes` when it empties, `default-runtime` when it is
+/// `name`); `None` when the object is then empty.
+pub fn render_removal(
+    current: &str,
+    path: &Path,
+    name: &str,
+) -> Result<Option<String>, ConfigureError> {
+    let mut root = parse(current, path)?;
+    if let Some(Value::Object(runtimes)) = root.get_mut("runtimes") {
+        runtimes.shift_remove(name);
+        if runtimes.is_empty() {
+            root.shift_remove("runtimes");
+        }
+    }
+    if root.get("default-runtime").and_then(Value::as_str) == Some(name) {
+        root.shift_remove("default-runtime");
+    }
+    if root.is_empty() {
+        return Ok(None);
+    }
+    serialize(root, current, path).map(Some)
+}
+
+fn parse(current: &str, path: &Path) -> Result<Map<String, Value>, ConfigureError> {
+    if current.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_str(current).map_err(|e| ConfigureError::Malformed {
+        path: path.to_path_buf(),
+        format: "JSON",
+        message: e.to_string(),
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ConfigureError::Unsupported {
+            path: path.to_path_buf(),
+            message: "the top level is not a JSON object".into(),
+        }),
+    }
+}
+
+/// Pretty JSON with the indentation `current` uses, and a final newline.
+fn serialize(
+    root: Map<String, Value>,
+    current: &str,
+    path: &Path,
+) -> Result<String, ConfigureError> {
     let indent = detect_indent(current);
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());

@@ -93,6 +93,17 @@ pub enum Outcome {
     },
 }
 
+/// What `apply_removal` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// No such entry (or no file).
+    NotPresent,
+    /// The entry was taken out.
+    Written,
+    /// The entry was all the file held: the file was removed.
+    FileRemoved,
+}
+
 /// Reads `path`, renders, and (unless nothing changed) backs up and writes atomically.
 pub fn apply(
     engine: Engine,
@@ -104,29 +115,75 @@ pub fn apply(
     if current.as_deref() == Some(new.as_str()) {
         return Ok(Outcome::AlreadyConfigured);
     }
-    let write_error = |source| ConfigureError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
     let backup = match current {
         Some(_) => {
             let mut name = path.as_os_str().to_owned();
             name.push(".gpuhook-backup");
             let backup = PathBuf::from(name);
-            std::fs::copy(path, &backup).map_err(write_error)?;
+            std::fs::copy(path, &backup).map_err(|source| ConfigureError::Write {
+                path: backup.clone(),
+                source,
+            })?;
             Some(backup)
         }
         None => None,
     };
+    write_atomically(path, &new)?;
+    Ok(Outcome::Written { backup })
+}
+
+/// The file's text without the runtime entry `name` (and without `name` as the default
+/// runtime); `None` when nothing else is left in it.
+pub fn render_removal(
+    engine: Engine,
+    current: &str,
+    path: &Path,
+    name: &str,
+) -> Result<Option<String>, ConfigureError> {
+    match engine {
+        Engine::Docker => docker::render_removal(current, path, name),
+        Engine::Containerd => containerd::render_removal(current, path, name),
+        Engine::Crio => crio::render_removal(current, path, name),
+    }
+}
+
+/// Undoes `apply` (package removal): takes the entry out, or removes the file when the entry
+/// was all it held. No backup: this is the inverse of gpuhook's own edit.
+pub fn apply_removal(engine: Engine, path: &Path, name: &str) -> Result<Removal, ConfigureError> {
+    let Some(current) = read_current(path)? else {
+        return Ok(Removal::NotPresent);
+    };
+    match render_removal(engine, &current, path, name)? {
+        Some(new) if new == current => Ok(Removal::NotPresent),
+        Some(new) => {
+            write_atomically(path, &new)?;
+            Ok(Removal::Written)
+        }
+        None => {
+            std::fs::remove_file(path).map_err(|source| ConfigureError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok(Removal::FileRemoved)
+        }
+    }
+}
+
+/// Writes next to the file, keeping its permissions, then renames over it.
+fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigureError> {
+    let write_error = |source| ConfigureError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(write_error)?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
-    file.write_all(new.as_bytes()).map_err(write_error)?;
+    file.write_all(text.as_bytes()).map_err(write_error)?;
     if let Ok(meta) = std::fs::metadata(path) {
         std::fs::set_permissions(file.path(), meta.permissions()).map_err(write_error)?;
     }
     file.persist(path).map_err(|e| write_error(e.error))?;
-    Ok(Outcome::Written { backup })
+    Ok(())
 }
 
 /// The current text, or `None` when there is no file yet.
@@ -150,6 +207,47 @@ fn parse_toml(current: &str, path: &Path) -> Result<toml_edit::DocumentMut, Conf
             format: "TOML",
             message: e.message().to_string(),
         })
+}
+
+/// Removes `tables...runtimes.<name>` and, when it names `name`, the `default_key` of the
+/// table holding `runtimes`; `None` when no value is left but `ignored` top-level keys.
+fn remove_toml_runtime(
+    current: &str,
+    path: &Path,
+    tables: &[&str],
+    default_key: &str,
+    name: &str,
+    ignored: &[&str],
+) -> Result<Option<String>, ConfigureError> {
+    let mut doc = parse_toml(current, path)?;
+    let parent = tables.iter().try_fold(doc.as_table_mut(), |table, key| {
+        table.get_mut(key).and_then(toml_edit::Item::as_table_mut)
+    });
+    if let Some(parent) = parent {
+        if let Some(runtimes) = parent
+            .get_mut("runtimes")
+            .and_then(toml_edit::Item::as_table_mut)
+        {
+            runtimes.remove(name);
+        }
+        if parent.get(default_key).and_then(toml_edit::Item::as_str) == Some(name) {
+            parent.remove(default_key);
+        }
+    }
+    let holds_values = doc
+        .as_table()
+        .iter()
+        .any(|(key, item)| !ignored.contains(&key) && item_holds_values(item));
+    Ok(holds_values.then(|| doc.to_string()))
+}
+
+/// Whether an item is a value, or a table with a value somewhere below.
+fn item_holds_values(item: &toml_edit::Item) -> bool {
+    match item {
+        toml_edit::Item::None => false,
+        toml_edit::Item::Table(table) => table.iter().any(|(_, i)| item_holds_values(i)),
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -188,6 +286,68 @@ mod tests {
             Outcome::AlreadyConfigured
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
+    }
+
+    /// Configure then remove, per engine: the user's file comes back as it was (the same
+    /// text), and a file gpuhook created is removed again.
+    #[test]
+    fn removal_undoes_configure() {
+        let samples = [
+            (Engine::Docker, "daemon.json", "{\n  \"debug\": true,\n  \"runtimes\": {\n    \"kata\": {\n      \"path\": \"/k\"\n    }\n  }\n}\n"),
+            (Engine::Containerd, "config.toml", "# ours\nversion = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n"),
+            (Engine::Crio, "crio.conf", "[crio.runtime]\nlog_level = \"info\" # keep\n"),
+        ];
+        for (engine, name, original) in samples {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, original).unwrap();
+            apply(engine, &path, &registration(true)).unwrap();
+            assert_ne!(std::fs::read_to_string(&path).unwrap(), original);
+            assert_eq!(
+                apply_removal(engine, &path, "gpuhook").unwrap(),
+                Removal::Written
+            );
+            let restored = std::fs::read_to_string(&path).unwrap();
+            assert!(!restored.contains("gpuhook"), "{engine:?}: {restored}");
+            assert!(
+                restored.contains("kata")
+                    || restored.contains("snapshotter")
+                    || restored.contains("# keep"),
+                "{engine:?} lost the user's settings: {restored}"
+            );
+            assert_eq!(
+                apply_removal(engine, &path, "gpuhook").unwrap(),
+                Removal::NotPresent
+            );
+
+            let created = dir.path().join(format!("new-{name}"));
+            apply(engine, &created, &registration(true)).unwrap();
+            assert_eq!(
+                apply_removal(engine, &created, "gpuhook").unwrap(),
+                Removal::FileRemoved
+            );
+            assert!(!created.exists());
+            assert_eq!(
+                apply_removal(engine, &created, "gpuhook").unwrap(),
+                Removal::NotPresent
+            );
+        }
+    }
+
+    #[test]
+    fn removal_leaves_other_defaults_and_malformed_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        let other = "{\n  \"default-runtime\": \"runc\",\n  \"runtimes\": {\n    \"gpuhook\": {\n      \"path\": \"/x\"\n    }\n  }\n}\n";
+        std::fs::write(&path, other).unwrap();
+        apply_removal(Engine::Docker, &path, "gpuhook").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\n  \"default-runtime\": \"runc\"\n}\n"
+        );
+        std::fs::write(&path, "{ broken").unwrap();
+        assert!(apply_removal(Engine::Docker, &path, "gpuhook").is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ broken");
     }
 
     #[test]

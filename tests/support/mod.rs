@@ -4,6 +4,8 @@
 //! each test print a loud notice and return; in CI (`CI` set) it fails the test instead.
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

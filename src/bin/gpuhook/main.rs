@@ -68,6 +68,10 @@ enum Command {
         /// Print the resulting file instead of writing it.
         #[arg(long)]
         dry_run: bool,
+        /// Take the runtime entry out again (package removal); removes the file when the
+        /// entry was all it held.
+        #[arg(long, conflicts_with = "set_as_default")]
+        remove: bool,
     },
     /// Put `nvidia-container-runtime-hook` (the name dockerd's --gpus runs) in a directory on
     /// PATH, pointing at this gpuhook.
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             runtime_path,
             set_as_default,
             dry_run,
+            remove,
         } => {
             let registration = Registration {
                 name,
@@ -108,6 +113,9 @@ fn main() -> ExitCode {
                 set_as_default,
             };
             let path = engine_config.unwrap_or_else(|| engine.default_config_path().to_path_buf());
+            if remove {
+                return unconfigure(engine, &path, &registration.name, dry_run);
+            }
             return configure(engine, &path, &registration, dry_run);
         }
         Command::Install { bin_dir, force } => return install(&bin_dir, force),
@@ -213,6 +221,48 @@ fn configure(engine: Engine, path: &Path, registration: &Registration, dry_run: 
                 "{}: runtime {:?} added{backup}; {}",
                 path.display(),
                 registration.name,
+                engine.restart_hint()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(None, &e.to_string()),
+    }
+}
+
+fn unconfigure(engine: Engine, path: &Path, name: &str, dry_run: bool) -> ExitCode {
+    if dry_run {
+        let rendered = configure::read_current(path).and_then(|current| {
+            configure::render_removal(engine, current.as_deref().unwrap_or(""), path, name)
+        });
+        return match rendered {
+            Ok(Some(text)) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                println!("{}: would be removed (nothing else in it)", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(None, &e.to_string()),
+        };
+    }
+    match configure::apply_removal(engine, path, name) {
+        Ok(configure::Removal::NotPresent) => {
+            println!("{}: no runtime {name:?}; nothing changed", path.display());
+            ExitCode::SUCCESS
+        }
+        Ok(configure::Removal::Written) => {
+            println!(
+                "{}: runtime {name:?} removed; {}",
+                path.display(),
+                engine.restart_hint()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(configure::Removal::FileRemoved) => {
+            println!(
+                "{}: removed (runtime {name:?} was all it held); {}",
+                path.display(),
                 engine.restart_hint()
             );
             ExitCode::SUCCESS
