@@ -96,3 +96,38 @@ pub fn capability_of_binary(name: &str) -> Option<DriverCapability> {
 /// Host paths (inside the driver root) of the IPC endpoints a container may use.
 pub const PERSISTENCED_SOCKET: &str = "/run/nvidia-persistenced/socket";
 pub const MPS_PIPE_DIR: &str = "/tmp/nvidia-mps";
+pub const FABRICMANAGER_SOCKET: &str = "/run/nvidia-fabricmanager/socket";
+
+/// Where a loader or server file goes in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupportPlace {
+    /// At this absolute path.
+    Absolute(std::path::PathBuf),
+    /// At this path under the container's 64-bit library directory (the GBM backend).
+    LibDir(std::path::PathBuf),
+    /// At this path under the container's X server module directory.
+    XorgModules(std::path::PathBuf),
+}
+
+/// Graphics loaders' files, searched under each `driver.share-dirs` entry by this relative
+/// path, and put at the standard `/usr/share` place (the loaders read both `/etc` and
+/// `/usr/share`). The ICD files name their library by soname, found through the ld cache.
+pub const GRAPHICS_SHARE_FILES: [&str; 7] = [
+    "vulkan/icd.d/nvidia_icd.json",
+    "vulkan/implicit_layer.d/nvidia_layers.json",
+    "glvnd/egl_vendor.d/10_nvidia.json",
+    "egl/egl_external_platform.d/10_nvidia_wayland.json",
+    "egl/egl_external_platform.d/15_nvidia_gbm.json",
+    "egl/egl_external_platform.d/20_nvidia_xcb.json",
+    "egl/egl_external_platform.d/20_nvidia_xlib.json",
+];
+
+/// The GBM backend, next to the driver's 64-bit libraries.
+pub const GBM_BACKEND: &str = "gbm/nvidia-drm_gbm.so";
+
+/// X server modules for `display`, under each `driver.xorg-module-dirs` entry (`{version}` is
+/// the driver version).
+pub const XORG_MODULES: [&str; 2] = [
+    "drivers/nvidia_drv.so",
+    "extensions/libglxserver_nvidia.so.{version}",
+];

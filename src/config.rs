@@ -125,6 +125,15 @@ pub struct DriverConfig {
     pub firmware_dirs: Vec<PathBuf>,
     /// The ld cache, inside `root`, that lists the driver libraries.
     pub ldcache: PathBuf,
+    /// Directories, inside `root`, under which the graphics loaders' files are searched
+    /// (`vulkan/icd.d/nvidia_icd.json`, `glvnd/egl_vendor.d/10_nvidia.json`, ...).
+    pub share_dirs: Vec<PathBuf>,
+    /// Directories, inside `root`, holding the X server's modules (`drivers/nvidia_drv.so`,
+    /// `extensions/libglxserver_nvidia.so.<version>`) for the `display` capability.
+    pub xorg_module_dirs: Vec<PathBuf>,
+    /// The host's MPS pipe directory (where `nvidia-cuda-mps-control -d` was started with
+    /// `CUDA_MPS_PIPE_DIRECTORY`), inside `root`.
+    pub mps_pipe_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -190,6 +199,19 @@ impl Default for DriverConfig {
             .iter()
             .map(PathBuf::from)
             .collect(),
+            share_dirs: ["/etc", "/usr/share", "/usr/local/nvidia/share"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            xorg_module_dirs: [
+                "/usr/lib/xorg/modules",
+                "/usr/lib64/xorg/modules",
+                "/usr/local/nvidia/lib64/xorg/modules",
+            ]
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+            mps_pipe_dir: PathBuf::from("/tmp/nvidia-mps"),
             firmware_dirs: [
                 "/lib/firmware",
                 "/usr/lib/firmware",

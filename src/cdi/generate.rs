@@ -53,6 +53,8 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         devices: VisibleDevices::All,
         capabilities: options.capabilities.clone(),
         requirements: Vec::new(),
+        imex_channels: Default::default(),
+        mps_pipe_directory: None,
     };
     let plan = plan::plan(&request, inventory, &cdi_layout())?;
 

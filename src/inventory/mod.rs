@@ -7,6 +7,7 @@ pub mod ldcache;
 mod native;
 pub mod proc_driver;
 mod root_paths;
+mod support;
 
 use std::path::{Path, PathBuf};
 
@@ -94,6 +95,15 @@ pub struct HostFile {
     pub container_path: PathBuf,
 }
 
+/// A loader or server file a capability needs besides its libraries (Vulkan ICD, EGL vendor,
+/// GBM backend, X modules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportFile {
+    pub capability: crate::request::DriverCapability,
+    pub host_path: PathBuf,
+    pub place: catalog::SupportPlace,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inventory {
     pub driver_version: String,
@@ -105,8 +115,14 @@ pub struct Inventory {
     /// Utilities by name, found in `driver.binary-dirs`.
     pub binaries: Vec<(&'static str, PathBuf)>,
     pub firmware: Vec<HostFile>,
-    /// Sockets and pipe directories that exist.
+    /// Sockets that exist (persistenced, fabric manager).
     pub ipc: Vec<HostFile>,
+    /// The MPS pipe directory, when it exists.
+    pub mps_pipe_dir: Option<HostFile>,
+    /// IMEX channel nodes (`nvidia-caps-imex-channels/channelN`) by channel number, sorted.
+    pub imex_channels: Vec<(u32, DeviceNode)>,
+    /// Graphics and display files found (see [`SupportFile`]).
+    pub support_files: Vec<SupportFile>,
     /// The driver's `version` and `params` files as read.
     pub proc_version: String,
     pub proc_params: String,
@@ -149,15 +165,19 @@ impl Inventory {
             })
             .collect();
         let firmware = read_firmware(&root, config, &driver_version);
-        let ipc = [catalog::PERSISTENCED_SOCKET, catalog::MPS_PIPE_DIR]
-            .iter()
-            .filter_map(|path| {
-                root.existing(Path::new(path)).map(|host_path| HostFile {
-                    host_path,
-                    container_path: PathBuf::from(path),
-                })
+        let found = |path: &Path| {
+            root.existing(path).map(|host_path| HostFile {
+                host_path,
+                container_path: path.to_path_buf(),
             })
+        };
+        let ipc = [catalog::PERSISTENCED_SOCKET, catalog::FABRICMANAGER_SOCKET]
+            .iter()
+            .filter_map(|path| found(Path::new(path)))
             .collect();
+        let mps_pipe_dir = found(&config.mps_pipe_dir);
+        let imex_channels = read_imex_channels(&config.dev_root);
+        let support_files = support::find(&root, config, &libraries, &driver_version);
         let mut inventory = Inventory {
             driver_version,
             cuda_version: None,
@@ -167,6 +187,9 @@ impl Inventory {
             binaries,
             firmware,
             ipc,
+            mps_pipe_dir,
+            imex_channels,
+            support_files,
             proc_version,
             proc_params,
         };
@@ -235,6 +258,27 @@ fn read_gpus(config: &DriverConfig) -> Result<Vec<Gpu>, InventoryError> {
 }
 
 /// A character device under `dev_root`; `None` when absent or not a character device.
+/// The channel nodes the IMEX daemon's driver created, `channel0`, `channel1`, ...
+fn read_imex_channels(dev_root: &Path) -> Vec<(u32, DeviceNode)> {
+    let Ok(entries) = std::fs::read_dir(dev_root.join(IMEX_CHANNEL_DIR)) else {
+        return Vec::new();
+    };
+    let mut channels: Vec<(u32, DeviceNode)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let number = name.strip_prefix("channel")?.parse().ok()?;
+            let node = device_node(dev_root, &format!("{IMEX_CHANNEL_DIR}/{name}"))?;
+            Some((number, node))
+        })
+        .collect();
+    channels.sort_by_key(|(n, _)| *n);
+    channels
+}
+
+/// Where IMEX channel nodes live under `/dev`.
+pub const IMEX_CHANNEL_DIR: &str = "nvidia-caps-imex-channels";
+
 fn device_node(dev_root: &Path, name: &str) -> Option<DeviceNode> {
     let host_path = dev_root.join(name);
     let stat = rustix::fs::stat(&host_path).ok()?;

@@ -5,8 +5,9 @@ mod select;
 
 use std::path::{Path, PathBuf};
 
-use crate::catalog;
+use crate::catalog::{self, SupportPlace};
 use crate::inventory::{DeviceNode, Gpu, Inventory};
+use crate::request::imex::ImexChannels;
 use crate::request::{ContainerRequest, DriverCapability, HostFacts, VisibleDevices};
 
 pub use select::select_gpus;
@@ -30,6 +31,8 @@ pub enum PlanError {
         uuid: String,
         path: PathBuf,
     },
+    #[error("IMEX channel {requested} requested, {available}")]
+    UnknownImexChannel { requested: u32, available: String },
     #[error("requirement {name}={text:?} not met: {condition} does not hold (host: {host}){hint}")]
     Requirement {
         name: String,
@@ -45,6 +48,8 @@ pub enum PlanError {
 pub struct ContainerLayout {
     pub lib_dir: PathBuf,
     pub lib32_dir: PathBuf,
+    /// Where the image's X server looks for modules.
+    pub xorg_modules_dir: PathBuf,
 }
 
 impl ContainerLayout {
@@ -54,11 +59,13 @@ impl ContainerLayout {
             ContainerLayout {
                 lib_dir: PathBuf::from("/usr/lib/x86_64-linux-gnu"),
                 lib32_dir: PathBuf::from("/usr/lib/i386-linux-gnu"),
+                xorg_modules_dir: PathBuf::from("/usr/lib/xorg/modules"),
             }
         } else {
             ContainerLayout {
                 lib_dir: PathBuf::from("/usr/lib64"),
                 lib32_dir: PathBuf::from("/usr/lib"),
+                xorg_modules_dir: PathBuf::from("/usr/lib64/xorg/modules"),
             }
         }
     }
@@ -136,6 +143,7 @@ pub fn plan(
     if request.devices != VisibleDevices::NoGpu {
         devices.extend(inventory.control_devices.iter());
     }
+    devices.extend(imex_channels(request, inventory)?);
 
     let mut mounts: Vec<MountEntry> = devices
         .iter()
@@ -180,7 +188,33 @@ pub fn plan(
             container_path: f.container_path.clone(),
             kind: MountKind::Ipc,
         }));
+        // The MPS pipes go where the container's CUDA_MPS_PIPE_DIRECTORY says, if it says.
+        mounts.extend(inventory.mps_pipe_dir.iter().map(|f| {
+            MountEntry {
+                host_path: f.host_path.clone(),
+                container_path: request
+                    .mps_pipe_directory
+                    .clone()
+                    .unwrap_or_else(|| f.container_path.clone()),
+                kind: MountKind::Ipc,
+            }
+        }));
     }
+    mounts.extend(
+        inventory
+            .support_files
+            .iter()
+            .filter(|f| request.capabilities.contains(&f.capability))
+            .map(|f| MountEntry {
+                host_path: f.host_path.clone(),
+                container_path: match &f.place {
+                    SupportPlace::Absolute(path) => path.clone(),
+                    SupportPlace::LibDir(relative) => layout.lib_dir.join(relative),
+                    SupportPlace::XorgModules(relative) => layout.xorg_modules_dir.join(relative),
+                },
+                kind: MountKind::File,
+            }),
+    );
 
     Ok(InjectionPlan {
         gpus: gpus
@@ -193,6 +227,40 @@ pub fn plan(
         proc_driver: proc_driver_view(inventory, &gpus),
         ldcache_dirs,
     })
+}
+
+/// The IMEX channel nodes asked for; an unknown channel is an error.
+fn imex_channels<'a>(
+    request: &ContainerRequest,
+    inventory: &'a Inventory,
+) -> Result<Vec<&'a DeviceNode>, PlanError> {
+    match &request.imex_channels {
+        ImexChannels::None => Ok(Vec::new()),
+        ImexChannels::All => Ok(inventory.imex_channels.iter().map(|(_, n)| n).collect()),
+        ImexChannels::List(wanted) => wanted
+            .iter()
+            .map(|channel| {
+                inventory
+                    .imex_channels
+                    .iter()
+                    .find(|(n, _)| n == channel)
+                    .map(|(_, node)| node)
+                    .ok_or_else(|| PlanError::UnknownImexChannel {
+                        requested: *channel,
+                        available: if inventory.imex_channels.is_empty() {
+                            "this host has no IMEX channel devices (is nvidia-imex running?)".into()
+                        } else {
+                            let numbers: Vec<String> = inventory
+                                .imex_channels
+                                .iter()
+                                .map(|(n, _)| n.to_string())
+                                .collect();
+                            format!("this host has IMEX channels {}", numbers.join(", "))
+                        },
+                    })
+            })
+            .collect(),
+    }
 }
 
 /// What a container given `gpus` sees of `/proc/driver/nvidia`.

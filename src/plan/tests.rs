@@ -1,8 +1,9 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::catalog::SupportPlace;
 use crate::config::Config;
-use crate::inventory::{DriverLibrary, GpuInformation, HostFile};
+use crate::inventory::{DriverLibrary, GpuInformation, HostFile, SupportFile};
 use crate::request::{container_request, ContainerFacts, RequestPolicy};
 
 const UUID0: &str = "GPU-5e1f0000-0000-4000-8000-000000000000";
@@ -72,6 +73,31 @@ pub(crate) fn inventory() -> Inventory {
             host_path: "/sim/run/nvidia-persistenced/socket".into(),
             container_path: "/run/nvidia-persistenced/socket".into(),
         }],
+        mps_pipe_dir: Some(HostFile {
+            host_path: "/sim/tmp/nvidia-mps".into(),
+            container_path: "/tmp/nvidia-mps".into(),
+        }),
+        imex_channels: vec![
+            (0, node("nvidia-caps-imex-channels/channel0", 234, 0)),
+            (1, node("nvidia-caps-imex-channels/channel1", 234, 1)),
+        ],
+        support_files: vec![
+            SupportFile {
+                capability: DriverCapability::Graphics,
+                host_path: "/sim/share/vulkan/icd.d/nvidia_icd.json".into(),
+                place: SupportPlace::Absolute("/usr/share/vulkan/icd.d/nvidia_icd.json".into()),
+            },
+            SupportFile {
+                capability: DriverCapability::Graphics,
+                host_path: "/sim/lib/gbm/nvidia-drm_gbm.so".into(),
+                place: SupportPlace::LibDir("gbm/nvidia-drm_gbm.so".into()),
+            },
+            SupportFile {
+                capability: DriverCapability::Display,
+                host_path: "/sim/xorg/drivers/nvidia_drv.so".into(),
+                place: SupportPlace::XorgModules("drivers/nvidia_drv.so".into()),
+            },
+        ],
         proc_version: "NVRM version: X  580.159.04  Release\n".into(),
         proc_params: "ModifyDeviceFiles: 1\n".into(),
     }
@@ -156,7 +182,7 @@ fn all_gpus_with_default_capabilities() {
     );
     assert_eq!(
         targets(&plan, MountKind::Ipc),
-        ["/run/nvidia-persistenced/socket"]
+        ["/run/nvidia-persistenced/socket", "/tmp/nvidia-mps"]
     );
     assert_eq!(
         plan.ldcache_dirs,
@@ -280,7 +306,11 @@ fn each_capability_brings_its_own_libraries() {
     .unwrap();
     assert_eq!(
         targets(&plan, MountKind::File),
-        ["/usr/lib/x86_64-linux-gnu/libnvidia-glcore.so.580.159.04"]
+        [
+            "/usr/lib/x86_64-linux-gnu/libnvidia-glcore.so.580.159.04",
+            "/usr/share/vulkan/icd.d/nvidia_icd.json",
+            "/usr/lib/x86_64-linux-gnu/gbm/nvidia-drm_gbm.so"
+        ]
     );
     assert!(targets(&plan, MountKind::Ipc).is_empty());
     let plan = plan_for(&[
@@ -364,4 +394,88 @@ fn arch_requirement_holds_for_every_selected_gpu() {
         "NVIDIA_REQUIRE_BRAND=brand=tesla"
     ])
     .is_ok());
+}
+
+#[test]
+fn graphics_and_display_bring_their_loader_and_server_files() {
+    let plan = plan_for(&[
+        "NVIDIA_VISIBLE_DEVICES=0",
+        "NVIDIA_DRIVER_CAPABILITIES=graphics",
+    ])
+    .unwrap();
+    let files = targets(&plan, MountKind::File);
+    assert!(
+        files.contains(&"/usr/share/vulkan/icd.d/nvidia_icd.json".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"/usr/lib/x86_64-linux-gnu/gbm/nvidia-drm_gbm.so".to_string()),
+        "{files:?}"
+    );
+    assert!(!files.iter().any(|f| f.contains("xorg")), "{files:?}");
+    let plan = super::plan(
+        &request(&[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            "NVIDIA_DRIVER_CAPABILITIES=display",
+        ]),
+        &inventory(),
+        &ContainerLayout::for_rootfs(false),
+    )
+    .unwrap();
+    assert_eq!(
+        targets(&plan, MountKind::File),
+        ["/usr/lib64/xorg/modules/drivers/nvidia_drv.so"]
+    );
+    // The default capabilities bring none of them.
+    let plan = plan_for(&["NVIDIA_VISIBLE_DEVICES=0"]).unwrap();
+    assert!(!targets(&plan, MountKind::File)
+        .iter()
+        .any(|f| f.contains("icd.d") || f.contains("gbm")));
+}
+
+#[test]
+fn mps_pipe_directory_follows_the_container_env() {
+    let ipc = |env: &[&str]| targets(&plan_for(env).unwrap(), MountKind::Ipc);
+    assert!(ipc(&["NVIDIA_VISIBLE_DEVICES=0"]).contains(&"/tmp/nvidia-mps".to_string()));
+    let moved = ipc(&[
+        "NVIDIA_VISIBLE_DEVICES=0",
+        "CUDA_MPS_PIPE_DIRECTORY=/var/mps",
+    ]);
+    assert!(moved.contains(&"/var/mps".to_string()), "{moved:?}");
+    assert!(!moved.contains(&"/tmp/nvidia-mps".to_string()), "{moved:?}");
+    // A relative value is not a place: the default is used.
+    let relative = ipc(&["NVIDIA_VISIBLE_DEVICES=0", "CUDA_MPS_PIPE_DIRECTORY=mps"]);
+    assert!(
+        relative.contains(&"/tmp/nvidia-mps".to_string()),
+        "{relative:?}"
+    );
+}
+
+#[test]
+fn imex_channels_by_number_or_all_and_unknown_ones_refused() {
+    let devices = |env: &[&str]| targets(&plan_for(env).unwrap(), MountKind::Device);
+    let one = devices(&["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=1"]);
+    assert!(
+        one.contains(&"/dev/nvidia-caps-imex-channels/channel1".to_string()),
+        "{one:?}"
+    );
+    assert!(
+        !one.contains(&"/dev/nvidia-caps-imex-channels/channel0".to_string()),
+        "{one:?}"
+    );
+    let all = devices(&["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=all"]);
+    assert_eq!(all.iter().filter(|d| d.contains("imex")).count(), 2);
+    let plan = plan_for(&["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=1"]).unwrap();
+    assert!(plan.device_rules.contains(&DeviceRule {
+        major: 234,
+        minor: 1
+    }));
+    let err = plan_for(&["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=5"]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "IMEX channel 5 requested, this host has IMEX channels 0, 1"
+    );
+    assert!(devices(&["NVIDIA_VISIBLE_DEVICES=0"])
+        .iter()
+        .all(|d| !d.contains("imex")));
 }

@@ -4,6 +4,7 @@
 mod capabilities;
 pub mod cdi;
 mod devices;
+pub mod imex;
 mod requirements;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub enum RequestError {
         text: String,
         message: String,
     },
+    #[error("NVIDIA_IMEX_CHANNELS={value:?}: {item:?} is not a channel number, `all` or `none`")]
+    Imex { value: String, item: String },
 }
 
 /// What the operator allows containers to ask for (from the config).
@@ -69,6 +72,11 @@ pub struct ContainerRequest {
     pub capabilities: DriverCapabilities,
     /// Empty when checks are disabled (config or `NVIDIA_DISABLE_REQUIRE`).
     pub requirements: Vec<Requirement>,
+    /// IMEX channels asked for (`NVIDIA_IMEX_CHANNELS`, `.../imex/<n>` mounts).
+    pub imex_channels: imex::ImexChannels,
+    /// The container's own `CUDA_MPS_PIPE_DIRECTORY` (absolute), where it looks for the MPS
+    /// pipes; the host's pipe directory is mounted there.
+    pub mps_pipe_directory: Option<std::path::PathBuf>,
 }
 
 impl ContainerRequest {
@@ -88,6 +96,8 @@ pub struct ContainerFacts {
     pub privileged: bool,
     /// `annotations` (where CDI device requests can come from).
     pub annotations: BTreeMap<String, String>,
+    /// IMEX channel names from `/dev/null` mounts at `<VOLUME_MOUNT_DIR>/imex/<n>`.
+    pub imex_volume_mount_channels: Vec<String>,
     /// Qualified CDI names (`vendor.com/class=name`) from `/dev/null` mounts at
     /// `<VOLUME_MOUNT_DIR>/cdi/vendor.com/class/name`.
     pub cdi_volume_mount_devices: Vec<String>,
@@ -116,6 +126,9 @@ impl ContainerFacts {
         let volume_mount_devices = null_mounts()
             .filter_map(|m| volume_mount_device(m.destination()))
             .collect();
+        let imex_volume_mount_channels = null_mounts()
+            .filter_map(|m| imex::volume_mount_channel(m.destination()))
+            .collect();
         let cdi_volume_mount_devices = null_mounts()
             .filter_map(|m| cdi::volume_mount_cdi_device(m.destination()))
             .collect();
@@ -130,6 +143,7 @@ impl ContainerFacts {
             volume_mount_devices,
             privileged,
             annotations,
+            imex_volume_mount_channels,
             cdi_volume_mount_devices,
         }
     }
@@ -166,10 +180,24 @@ pub fn container_request(
     } else {
         requirements(facts, legacy_image)?
     };
+    let imex_channels =
+        if policy.accept_volume_mounts && !facts.imex_volume_mount_channels.is_empty() {
+            imex::parse(&facts.imex_volume_mount_channels.join(","))?
+        } else if facts.privileged || policy.accept_env_when_unprivileged {
+            imex::parse(facts.get(imex::IMEX_CHANNELS_ENV).unwrap_or(""))?
+        } else {
+            imex::ImexChannels::None
+        };
+    let mps_pipe_directory = facts
+        .get("CUDA_MPS_PIPE_DIRECTORY")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute());
     Ok(Some(ContainerRequest {
         devices,
         capabilities,
         requirements,
+        imex_channels,
+        mps_pipe_directory,
     }))
 }
 

@@ -2,8 +2,9 @@
 # make-driver.sh OUT NGPUS
 #
 # Builds a simulated NVIDIA driver 580.159.04 under OUT (wiped first):
-#   OUT/driver/  driver root: libraries + ld cache, binaries, firmware, persistenced socket
-#   OUT/dev/     device nodes (real majors, no kernel driver behind them)
+#   OUT/driver/  driver root: libraries + ld cache, binaries, firmware, persistenced and
+#                fabric manager sockets, MPS pipe dir, Vulkan/EGL/GBM files, X modules
+#   OUT/dev/     device nodes (real majors, no kernel driver behind them), IMEX channels 0-1
 #   OUT/proc/driver/nvidia/  version, params, registry, gpus/<bus id>/information
 # Env: SIM_CUDA_VERSION (default 13000) is what libcuda's cuDriverGetVersion reports.
 set -euo pipefail
@@ -132,6 +133,27 @@ mkdir -p "$ROOT/run/nvidia-persistenced"
 (cd "$ROOT/run/nvidia-persistenced" &&
     python3 -c 'import socket; socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind("socket")')
 [ -S "$ROOT/run/nvidia-persistenced/socket" ]
+mkdir -p "$ROOT/run/nvidia-fabricmanager"
+(cd "$ROOT/run/nvidia-fabricmanager" &&
+    python3 -c 'import socket; socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind("socket")')
+
+# ---- graphics and display files (not in the ld cache) ------------------------
+# Loader files where distros keep them, the GBM backend as the driver lays it out (a link to
+# the allocator library), and the X server modules.
+mkdir -p "$ROOT/usr/share/vulkan/icd.d" "$ROOT/usr/share/vulkan/implicit_layer.d" \
+    "$ROOT/usr/share/glvnd/egl_vendor.d" "$ROOT/usr/share/egl/egl_external_platform.d" \
+    "$LIBDIR/gbm" "$ROOT/usr/lib/xorg/modules/drivers" "$ROOT/usr/lib/xorg/modules/extensions"
+printf '{"file_format_version":"1.0.1","ICD":{"library_path":"libGLX_nvidia.so.0","api_version":"1.4"}}\n' \
+    >"$ROOT/usr/share/vulkan/icd.d/nvidia_icd.json"
+printf '{"file_format_version":"1.0.1","layer":{"name":"VK_LAYER_NV_optimus","library_path":"libGLX_nvidia.so.0"}}\n' \
+    >"$ROOT/usr/share/vulkan/implicit_layer.d/nvidia_layers.json"
+printf '{"file_format_version":"1.0.0","ICD":{"library_path":"libEGL_nvidia.so.0"}}\n' \
+    >"$ROOT/usr/share/glvnd/egl_vendor.d/10_nvidia.json"
+printf '{"file_format_version":"1.0.0","ICD":{"library_path":"libnvidia-egl-gbm.so.1"}}\n' \
+    >"$ROOT/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json"
+ln -sfn ../libnvidia-allocator.so.1 "$LIBDIR/gbm/nvidia-drm_gbm.so"
+cp "$LIBDIR/libnvidia-glcore.so.$VERSION" "$ROOT/usr/lib/xorg/modules/drivers/nvidia_drv.so"
+cp "$LIBDIR/libnvidia-glcore.so.$VERSION" "$ROOT/usr/lib/xorg/modules/extensions/libglxserver_nvidia.so.$VERSION"
 
 # ---- ld cache ----------------------------------------------------------------
 echo /usr/lib/x86_64-linux-gnu >"$ROOT/etc/ld.so.conf"
@@ -148,6 +170,10 @@ done
 mknod -m 0666 "$OUT/dev/nvidiactl" c 195 255
 mknod -m 0666 "$OUT/dev/nvidia-modeset" c 195 254
 mknod -m 0666 "$OUT/dev/nvidia-uvm" c 510 0
+# IMEX channels, as the nvidia-imex daemon's driver makes them (dynamic major).
+mkdir -p "$OUT/dev/nvidia-caps-imex-channels"
+mknod -m 0666 "$OUT/dev/nvidia-caps-imex-channels/channel0" c 509 0
+mknod -m 0666 "$OUT/dev/nvidia-caps-imex-channels/channel1" c 509 1
 mknod -m 0666 "$OUT/dev/nvidia-uvm-tools" c 510 1
 
 # ---- procfs ------------------------------------------------------------------

@@ -12,6 +12,7 @@ use gpuhook::configure::{self, Engine, Registration};
 use gpuhook::hook::{self, OciState, Outcome};
 use gpuhook::log::Log;
 
+mod admin;
 mod cdi;
 
 /// The name dockerd's `--gpus` support looks up in its PATH.
@@ -83,6 +84,24 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// What gpuhook sees on this host: driver and CUDA versions, each GPU.
+    Info {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every host file a container with this request would get, and where.
+    List {
+        /// As NVIDIA_VISIBLE_DEVICES.
+        #[arg(long, default_value = "all")]
+        devices: String,
+        /// As NVIDIA_DRIVER_CAPABILITIES.
+        #[arg(long, default_value = "utility,compute")]
+        capabilities: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// CDI specs: generate one for this host, list what the specs on disk offer.
     #[command(subcommand)]
     Cdi(cdi::CdiCommand),
@@ -119,7 +138,7 @@ fn main() -> ExitCode {
             return configure(engine, &path, &registration, dry_run);
         }
         Command::Install { bin_dir, force } => return install(&bin_dir, force),
-        Command::Cdi(_) | Command::CdiHook(_) => {}
+        Command::Cdi(_) | Command::CdiHook(_) | Command::Info { .. } | Command::List { .. } => {}
     }
     let (config_path, named) = match (cli.config, std::env::var_os(CONFIG_ENV)) {
         (Some(path), _) => (path, true),
@@ -139,6 +158,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Cdi(command) => cdi::command(command, &config, named.then_some(&config_path)),
         Command::CdiHook(command) => cdi::hook(command, &config, &log),
+        Command::Info { json } => admin::info(&config, json),
+        Command::List {
+            devices,
+            capabilities,
+            json,
+        } => admin::list(&config, &devices, &capabilities, json),
         _ => oci_hook(&config, &log, started),
     }
 }

@@ -1,0 +1,151 @@
+//! `gpuhook info` and `gpuhook list`: what gpuhook sees on this host, and what a container
+//! with a given request would get. Both print a table, or JSON with `--json`.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use gpuhook::config::Config;
+use gpuhook::inventory::{Inventory, InventoryNeeds};
+use gpuhook::plan::{self, ContainerLayout, MountKind};
+use gpuhook::request::{self, ContainerFacts, RequestPolicy};
+
+use crate::fail;
+
+/// `gpuhook info [--json]`. NVML is loaded only for the per-GPU details it alone knows
+/// (architecture, brand); without NVML those show as unknown and the rest still prints.
+pub fn info(config: &Config, as_json: bool) -> ExitCode {
+    let detailed = Inventory::read(
+        &config.driver,
+        InventoryNeeds {
+            cuda_version: true,
+            gpu_details: true,
+        },
+    );
+    let (inventory, note) = match detailed {
+        Ok(inventory) => (inventory, None),
+        Err(detail_error) => match Inventory::read(&config.driver, InventoryNeeds::default()) {
+            Ok(inventory) => (inventory, Some(detail_error.to_string())),
+            Err(e) => return fail(None, &e.to_string()),
+        },
+    };
+    let gpus: Vec<serde_json::Value> = inventory
+        .gpus
+        .iter()
+        .map(|g| {
+            json!({
+                "index": g.index,
+                "uuid": g.info.uuid,
+                "bus_id": g.info.bus_id,
+                "model": g.info.model,
+                "minor": g.info.minor,
+                "device": g.device.as_ref().map(|d| d.host_path.display().to_string()),
+                "arch": g.arch,
+                "brand": g.brand,
+            })
+        })
+        .collect();
+    if as_json {
+        let value = json!({
+            "driver_version": inventory.driver_version,
+            "cuda_version": inventory.cuda_version,
+            "gpus": gpus,
+            "note": note,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!("driver {}", inventory.driver_version);
+    println!(
+        "cuda {}",
+        inventory.cuda_version.as_deref().unwrap_or("unknown")
+    );
+    println!("GPU  UUID                                      BUS ID            MINOR  ARCH  MODEL");
+    for g in &inventory.gpus {
+        println!(
+            "{:<4} {:<41} {:<17} {:<6} {:<5} {}",
+            g.index,
+            g.info.uuid,
+            g.info.bus_id,
+            g.info.minor,
+            g.arch.as_deref().unwrap_or("?"),
+            g.info.model
+        );
+    }
+    if let Some(note) = note {
+        println!("note: details unavailable ({note})");
+    }
+    ExitCode::SUCCESS
+}
+
+/// `gpuhook list [--devices D] [--capabilities C] [--json]`: the plan for a container with
+/// `NVIDIA_VISIBLE_DEVICES=D` and `NVIDIA_DRIVER_CAPABILITIES=C` (Debian-layout image).
+pub fn list(config: &Config, devices: &str, capabilities: &str, as_json: bool) -> ExitCode {
+    let facts = ContainerFacts {
+        env: [
+            (request::VISIBLE_DEVICES_ENV, devices),
+            (request::DRIVER_CAPABILITIES_ENV, capabilities),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        privileged: true,
+        ..Default::default()
+    };
+    let request = match request::container_request(&facts, &RequestPolicy::from(config)) {
+        Ok(Some(request)) => request,
+        Ok(None) => {
+            println!("NVIDIA_VISIBLE_DEVICES={devices:?} asks for nothing: nothing is injected");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return fail(None, &e.to_string()),
+    };
+    let inventory = match Inventory::read(&config.driver, InventoryNeeds::default()) {
+        Ok(i) => i,
+        Err(e) => return fail(None, &e.to_string()),
+    };
+    let plan = match plan::plan(&request, &inventory, &ContainerLayout::for_rootfs(true)) {
+        Ok(p) => p,
+        Err(e) => return fail(None, &e.to_string()),
+    };
+    let kind = |k: MountKind| match k {
+        MountKind::File => "file",
+        MountKind::Device => "device",
+        MountKind::Ipc => "ipc",
+    };
+    if as_json {
+        let mounts: Vec<serde_json::Value> = plan
+            .mounts
+            .iter()
+            .map(|m| {
+                json!({
+                    "kind": kind(m.kind),
+                    "host_path": m.host_path,
+                    "container_path": m.container_path,
+                })
+            })
+            .collect();
+        let value = json!({
+            "gpus": plan.gpus.iter().map(|(i, u)| json!({"index": i, "uuid": u})).collect::<Vec<_>>(),
+            "mounts": mounts,
+            "ldcache_dirs": plan.ldcache_dirs,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    for m in &plan.mounts {
+        println!(
+            "{:<6} {} -> {}",
+            kind(m.kind),
+            m.host_path.display(),
+            m.container_path.display()
+        );
+    }
+    ExitCode::SUCCESS
+}

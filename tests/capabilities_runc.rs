@@ -1,0 +1,237 @@
+//! Each driver capability through real runc against the simulated driver: the container gets
+//! that capability's files and nothing of the others'; IMEX channels, the fabric manager
+//! socket and the MPS pipe directory arrive where a workload looks for them.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::*;
+
+/// Every NVIDIA file a container can see, one path per line (sorted by the test).
+const FILES: &str = r#"
+echo "== files =="
+for d in /usr/lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/gbm /usr/bin /usr/share/vulkan/icd.d \
+         /usr/share/vulkan/implicit_layer.d /usr/share/glvnd/egl_vendor.d \
+         /usr/share/egl/egl_external_platform.d /usr/lib/xorg/modules/drivers \
+         /usr/lib/xorg/modules/extensions; do
+    for f in "$d"/*; do
+        case "$f" in *nvidia*|*cuda*|*nvcuvid*|*nvoptix*|*NVIDIA*) echo "$f" ;; esac
+    done
+done
+echo "== end =="
+"#;
+
+fn files_for(capabilities: &str) -> BTreeSet<String> {
+    let sim = Sim::build(1);
+    let log = std::env::temp_dir().join(format!("gpuhook-caps-{}.log", std::process::id()));
+    let env = [
+        "NVIDIA_VISIBLE_DEVICES=0".to_string(),
+        format!("NVIDIA_DRIVER_CAPABILITIES={capabilities}"),
+    ];
+    let env: Vec<&str> = env.iter().map(String::as_str).collect();
+    let bundle = Bundle::new("caps", &env, FILES, &sim.config(&log, ""));
+    bundle
+        .run()
+        .expect_success()
+        .section("files")
+        .into_iter()
+        .collect()
+}
+
+fn libs(names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| format!("{LIB_DIR}/{n}.{DRIVER_VERSION}"))
+        .collect()
+}
+
+/// What each capability brings on the simulated driver (its library list, utilities, loader
+/// and server files). Soname links made by ldconfig are listed too.
+fn expected(capability: &str) -> BTreeSet<String> {
+    let mut files: Vec<String> = Vec::new();
+    let with_links = |files: &mut Vec<String>, names: &[(&str, &str)]| {
+        for (name, soname) in names {
+            files.extend(libs(&[name]));
+            files.push(format!("{LIB_DIR}/{name}.{soname}"));
+        }
+    };
+    match capability {
+        "utility" => {
+            with_links(
+                &mut files,
+                &[
+                    ("libnvidia-ml.so", "1"),
+                    ("libnvidia-cfg.so", "1"),
+                    ("libnvidia-nscq.so", "1"),
+                ],
+            );
+            files.extend(
+                ["nvidia-smi", "nvidia-debugdump", "nvidia-persistenced"]
+                    .map(|b| format!("/usr/bin/{b}")),
+            );
+        }
+        "compute" => {
+            with_links(
+                &mut files,
+                &[
+                    ("libcuda.so", "1"),
+                    ("libcudadebugger.so", "1"),
+                    ("libnvidia-opencl.so", "1"),
+                    ("libnvidia-gpucomp.so", "1"),
+                    ("libnvidia-ptxjitcompiler.so", "1"),
+                    ("libnvidia-allocator.so", "1"),
+                    ("libnvidia-pkcs11.so", "1"),
+                    ("libnvidia-pkcs11-openssl3.so", "1"),
+                    ("libnvidia-nvvm.so", "1"),
+                ],
+            );
+            files.extend(
+                ["nvidia-cuda-mps-control", "nvidia-cuda-mps-server"]
+                    .map(|b| format!("/usr/bin/{b}")),
+            );
+        }
+        "video" => with_links(
+            &mut files,
+            &[
+                ("libvdpau_nvidia.so", "1"),
+                ("libnvidia-encode.so", "1"),
+                ("libnvidia-opticalflow.so", "1"),
+                ("libnvcuvid.so", "1"),
+            ],
+        ),
+        "graphics" => {
+            with_links(
+                &mut files,
+                &[
+                    ("libnvidia-eglcore.so", "1"),
+                    ("libnvidia-glcore.so", "1"),
+                    ("libnvidia-tls.so", "1"),
+                    ("libnvidia-glsi.so", "1"),
+                    ("libnvidia-fbc.so", "1"),
+                    ("libnvidia-rtcore.so", "1"),
+                    ("libnvoptix.so", "1"),
+                    ("libGLX_nvidia.so", "0"),
+                    ("libEGL_nvidia.so", "0"),
+                    ("libGLESv2_nvidia.so", "2"),
+                    ("libGLESv1_CM_nvidia.so", "1"),
+                    ("libnvidia-glvkspirv.so", "1"),
+                ],
+            );
+            files.extend(
+                [
+                    "/usr/share/vulkan/icd.d/nvidia_icd.json",
+                    "/usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
+                    "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+                    "/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json",
+                ]
+                .map(String::from),
+            );
+            files.push(format!("{LIB_DIR}/gbm/nvidia-drm_gbm.so"));
+        }
+        "display" => files.extend([
+            "/usr/lib/xorg/modules/drivers/nvidia_drv.so".to_string(),
+            format!("/usr/lib/xorg/modules/extensions/libglxserver_nvidia.so.{DRIVER_VERSION}"),
+        ]),
+        "ngx" => with_links(&mut files, &[("libnvidia-ngx.so", "1")]),
+        other => panic!("no expectation for {other}"),
+    }
+    files.into_iter().collect()
+}
+
+#[test]
+fn each_capability_brings_its_files_and_nothing_more() {
+    if !prerequisites("each_capability_brings_its_files_and_nothing_more") {
+        return;
+    }
+    let all_caps = ["utility", "compute", "video", "graphics", "display", "ngx"];
+    for capability in all_caps {
+        assert_eq!(
+            files_for(capability),
+            expected(capability),
+            "NVIDIA_DRIVER_CAPABILITIES={capability}"
+        );
+    }
+    let union: BTreeSet<String> = all_caps.iter().flat_map(|c| expected(c)).collect();
+    assert_eq!(files_for("all"), union, "NVIDIA_DRIVER_CAPABILITIES=all");
+    assert_eq!(
+        files_for("graphics,video"),
+        expected("graphics")
+            .union(&expected("video"))
+            .cloned()
+            .collect(),
+    );
+}
+
+const IPC: &str = r#"
+echo "== imex =="; ls /dev/nvidia-caps-imex-channels 2>&1
+echo "== open =="; for c in 0 1; do (exec 3<>/dev/nvidia-caps-imex-channels/channel$c) 2>&1 | sed 's/.*: //'; done
+echo "== sockets =="; ls -d /run/nvidia-fabricmanager/socket /run/nvidia-persistenced/socket 2>&1
+echo "== mps =="; cat /var/mps/marker /tmp/nvidia-mps/marker 2>&1
+echo "== end =="
+"#;
+
+#[test]
+fn imex_channels_fabric_manager_and_mps_pipes() {
+    if !prerequisites("imex_channels_fabric_manager_and_mps_pipes") {
+        return;
+    }
+    let sim = Sim::build(1);
+    std::fs::write(
+        sim.driver_root().join("tmp/nvidia-mps/marker"),
+        "host mps\n",
+    )
+    .unwrap();
+    let log = std::env::temp_dir().join(format!("gpuhook-ipc-{}.log", std::process::id()));
+    let bundle = Bundle::new(
+        "ipc",
+        &[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            "NVIDIA_IMEX_CHANNELS=1",
+            "CUDA_MPS_PIPE_DIRECTORY=/var/mps",
+        ],
+        IPC,
+        &sim.config(&log, ""),
+    );
+    let out = bundle.run().expect_success();
+    assert_eq!(out.section("imex"), ["channel1"]);
+    // channel1 passes the device cgroup (no driver behind it: ENXIO); channel0 is absent.
+    let open = out.section("open");
+    assert!(
+        open.iter().any(|l| l.contains("No such device or address")),
+        "{open:?}"
+    );
+    assert!(
+        !open.iter().any(|l| l.contains("not permitted")),
+        "{open:?}"
+    );
+    assert_eq!(
+        out.section("sockets"),
+        [
+            "/run/nvidia-fabricmanager/socket",
+            "/run/nvidia-persistenced/socket"
+        ]
+    );
+    let mps = out.section("mps");
+    assert_eq!(mps.first().map(String::as_str), Some("host mps"), "{mps:?}");
+    assert!(
+        mps.get(1).is_some_and(|l| l.contains("No such file")),
+        "the pipes must be at the container's CUDA_MPS_PIPE_DIRECTORY only: {mps:?}"
+    );
+
+    // An IMEX channel the host does not have: the start fails, naming what it has.
+    let bad = Bundle::new(
+        "imex-bad",
+        &["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=7"],
+        "true",
+        &sim.config(&log, ""),
+    )
+    .run();
+    assert!(!bad.success);
+    assert!(
+        bad.stderr
+            .contains("IMEX channel 7 requested, this host has IMEX channels 0, 1"),
+        "{}",
+        bad.stderr
+    );
+}

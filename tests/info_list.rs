@@ -1,0 +1,103 @@
+//! `gpuhook info` and `gpuhook list` against the simulated driver, read as a script would read
+//! them (`--json`), and compared with what the hook really injects.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+
+fn gpuhook_json(config: &std::path::Path, args: &[&str]) -> Value {
+    let out = Command::new(gpuhook_bin())
+        .args(args)
+        .arg("--json")
+        .env("GPUHOOK_CONFIG", config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn info_reports_the_driver_and_every_gpu() {
+    if !prerequisites_with("info_reports_the_driver_and_every_gpu", &[]) {
+        return;
+    }
+    let sim = Sim::build(2);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gpuhook.toml");
+    std::fs::write(&config, sim.config(&dir.path().join("log"), "")).unwrap();
+    let info = gpuhook_json(&config, &["info"]);
+    assert_eq!(info["driver_version"], DRIVER_VERSION);
+    assert_eq!(info["cuda_version"], "13.0");
+    let gpus = info["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 2);
+    for (i, gpu) in gpus.iter().enumerate() {
+        assert_eq!(gpu["index"], i);
+        assert_eq!(gpu["uuid"], sim.uuid(i));
+        assert_eq!(gpu["minor"], i);
+        assert_eq!(gpu["model"], "NVIDIA H100 80GB HBM3");
+        assert_eq!(gpu["arch"], "9.0", "from the (simulated) NVML");
+    }
+    assert_eq!(gpus[1]["bus_id"], "0000:11:00.0");
+}
+
+#[test]
+fn list_shows_what_the_hook_mounts() {
+    if !prerequisites("list_shows_what_the_hook_mounts") {
+        return;
+    }
+    let sim = Sim::build(2);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gpuhook.toml");
+    let log = dir.path().join("log");
+    std::fs::write(&config, sim.config(&log, "")).unwrap();
+    let listed = gpuhook_json(
+        &config,
+        &["list", "--devices", "1", "--capabilities", "utility"],
+    );
+    let targets: Vec<String> = listed["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["container_path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(targets.contains(&"/dev/nvidia1".to_string()), "{targets:?}");
+    assert!(
+        !targets.contains(&"/dev/nvidia0".to_string()),
+        "{targets:?}"
+    );
+    assert!(
+        !targets.iter().any(|t| t.contains("libcuda")),
+        "{targets:?}"
+    );
+
+    // The same request through runc: every listed target is there in the container.
+    let script = format!(
+        "for f in {}; do [ -e \"$f\" ] || echo \"missing $f\"; done; echo done",
+        targets.join(" ")
+    );
+    let bundle = Bundle::new(
+        "list",
+        &[
+            "NVIDIA_VISIBLE_DEVICES=1",
+            "NVIDIA_DRIVER_CAPABILITIES=utility",
+        ],
+        &script,
+        &sim.config(&log, ""),
+    );
+    let out = bundle.run().expect_success();
+    assert_eq!(out.stdout.trim(), "done", "{}", out.stdout);
+
+    // A GPU the host lacks: the hook's own message.
+    let out = Command::new(gpuhook_bin())
+        .args(["list", "--devices", "7"])
+        .env("GPUHOOK_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("GPU 7 requested, this host has GPUs 0-1")
+    );
+}
