@@ -146,6 +146,9 @@ pub struct HookConfig {
     pub no_cgroups: bool,
     /// Directory holding the cgroup hierarchies on the host.
     pub cgroup_root: PathBuf,
+    /// Where CUDA images keep the forward-compatibility driver libraries (inside the
+    /// container); empty: never use them.
+    pub cuda_compat_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -231,6 +234,7 @@ impl Default for HookConfig {
             ldconfig: "@/sbin/ldconfig".to_string(),
             no_cgroups: false,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            cuda_compat_dir: PathBuf::from("/usr/local/cuda/compat"),
         }
     }
 }

@@ -77,7 +77,7 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
         gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
     };
     let inventory = Inventory::read(&config.driver, needs)?;
-    let layout = apply::container_layout(&container.rootfs)?;
+    let layout = apply::container_layout(&container.rootfs, &config.hook.cuda_compat_dir)?;
     let plan = plan::plan(&request, &inventory, &layout)?;
     apply::apply(&plan, &container, config)?;
     Ok(Outcome::Injected {

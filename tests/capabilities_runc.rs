@@ -235,3 +235,51 @@ fn imex_channels_fabric_manager_and_mps_pipes() {
         bad.stderr
     );
 }
+
+/// An image carrying CUDA forward-compatibility libraries (`libcuda.so.<version>` in
+/// `/usr/local/cuda/compat`): newer than the host driver, its libcuda is the one the
+/// container's ld cache resolves first; older, the host's stays first.
+#[test]
+fn cuda_forward_compat_is_used_only_when_newer() {
+    if !prerequisites("cuda_forward_compat_is_used_only_when_newer") {
+        return;
+    }
+    let sim = Sim::build(1);
+    let log = std::env::temp_dir().join(format!("gpuhook-compat-{}.log", std::process::id()));
+    for (version, compat_first) in [("590.48.01", true), ("575.57.08", false)] {
+        let bundle = Bundle::new(
+            "compat",
+            &["NVIDIA_VISIBLE_DEVICES=0"],
+            "true",
+            &sim.config(&log, ""),
+        );
+        let compat = bundle.rootfs().join("usr/local/cuda/compat");
+        std::fs::create_dir_all(&compat).unwrap();
+        let source = bundle.dir.path().join("compat.c");
+        std::fs::write(&source, "int cuda_compat_marker;\n").unwrap();
+        sh(std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o"])
+            .arg(compat.join(format!("libcuda.so.{version}")))
+            .arg(&source));
+        std::os::unix::fs::symlink(format!("libcuda.so.{version}"), compat.join("libcuda.so.1"))
+            .unwrap();
+        bundle.run().expect_success();
+        let cache = sh(std::process::Command::new("ldconfig")
+            .args(["-p", "-C"])
+            .arg(bundle.rootfs().join("etc/ld.so.cache")));
+        let cache = String::from_utf8_lossy(&cache.stdout);
+        let first = cache
+            .lines()
+            .find(|l| l.trim_start().starts_with("libcuda.so.1 "))
+            .unwrap_or_default();
+        let want = if compat_first {
+            "/usr/local/cuda/compat/libcuda.so.1"
+        } else {
+            "/usr/lib/x86_64-linux-gnu/libcuda.so.1"
+        };
+        assert!(
+            first.ends_with(want),
+            "compat {version}: first libcuda.so.1 is {first:?}, want {want}\n{cache}"
+        );
+    }
+}

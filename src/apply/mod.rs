@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use nix::sched::CloneFlags;
 
 use crate::config::Config;
-use crate::plan::{ContainerLayout, InjectionPlan, MountKind, ProcDriverView};
+use crate::plan::{ContainerLayout, CudaCompat, InjectionPlan, MountKind, ProcDriverView};
 use mount::DetachedMount;
 use rootfs::{Rootfs, TargetType};
 
@@ -63,12 +63,28 @@ pub struct Container {
     pub rootfs: PathBuf,
 }
 
-/// Reads the library layout from the image (host-side view of its rootfs).
-pub fn container_layout(rootfs: &Path) -> Result<ContainerLayout, ApplyError> {
+/// Reads the library layout from the image (host-side view of its rootfs): its library
+/// directories, and the newest `libcuda.so.<version>` in `cuda_compat_dir` (by name only).
+pub fn container_layout(
+    rootfs: &Path,
+    cuda_compat_dir: &Path,
+) -> Result<ContainerLayout, ApplyError> {
     let root = Rootfs::open(rootfs)?;
-    Ok(ContainerLayout::for_rootfs(
-        root.exists(Path::new("/etc/debian_version")),
-    ))
+    let mut layout = ContainerLayout::for_rootfs(root.exists(Path::new("/etc/debian_version")));
+    if !cuda_compat_dir.as_os_str().is_empty() {
+        layout.cuda_compat = root
+            .file_names(cuda_compat_dir)
+            .iter()
+            .filter_map(|name| name.strip_prefix("libcuda.so."))
+            .filter_map(|v| crate::request::parse_version(v).map(|parsed| (parsed, v.to_string())))
+            .filter(|(parsed, _)| parsed.len() >= 2)
+            .max_by(|a, b| crate::request::compare_versions(&a.0, &b.0))
+            .map(|(_, version)| CudaCompat {
+                dir: cuda_compat_dir.to_path_buf(),
+                version,
+            });
+    }
+    Ok(layout)
 }
 
 /// Makes `plan` real in `container`.

@@ -56,6 +56,31 @@ impl Rootfs {
         resolve_in_root(&self.fd, inner).is_ok()
     }
 
+    /// The names in directory `inner` (resolved inside the rootfs); empty when it is not a
+    /// readable directory. Only names are read: nothing of the image is opened or run.
+    pub fn file_names(&self, inner: &Path) -> Vec<String> {
+        let Ok(path_fd) = resolve_in_root(&self.fd, inner) else {
+            return Vec::new();
+        };
+        let Ok(dir_fd) = rustix::fs::openat(
+            &path_fd,
+            ".",
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) else {
+            return Vec::new();
+        };
+        let Ok(dir) = rustix::fs::Dir::read_from(&dir_fd) else {
+            return Vec::new();
+        };
+        dir.filter_map(Result::ok)
+            .filter_map(|entry| entry.file_name().to_str().ok().map(str::to_string))
+            .filter(|name| name != "." && name != "..")
+            .collect()
+    }
+
     /// Opens the mount target `inner`, creating it (and missing parent directories) when
     /// absent. The returned `O_PATH` fd is what gets mounted on: never a re-resolved string.
     pub fn mount_target(

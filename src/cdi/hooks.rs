@@ -50,7 +50,19 @@ pub fn run(config: &Config, state: &OciState, which: &CdiHook) -> Result<String,
             Ok(format!("proc-driver gpus=[{}]", indices.join(",")))
         }
         CdiHook::UpdateLdcache { folders } => {
-            apply::update_ldcache(folders, &container, config)?;
+            // Forward compatibility, as in the hook: an image's newer compat libcuda first.
+            let layout = apply::container_layout(&container.rootfs, &config.hook.cuda_compat_dir)?;
+            let host_version =
+                std::fs::read_to_string(config.driver.proc_driver_root.join("version"))
+                    .ok()
+                    .and_then(|text| crate::inventory::proc_driver::parse_driver_version(&text));
+            let mut folders = folders.clone();
+            if let (Some(compat), Some(host)) = (&layout.cuda_compat, host_version) {
+                if plan::is_newer_version(&compat.version, &host) {
+                    folders.insert(0, compat.dir.clone());
+                }
+            }
+            apply::update_ldcache(&folders, &container, config)?;
             Ok(format!("ldcache folders={folders:?}"))
         }
     }

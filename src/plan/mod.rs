@@ -50,6 +50,17 @@ pub struct ContainerLayout {
     pub lib32_dir: PathBuf,
     /// Where the image's X server looks for modules.
     pub xorg_modules_dir: PathBuf,
+    /// The image's CUDA forward-compatibility libraries, if it carries any.
+    pub cuda_compat: Option<CudaCompat>,
+}
+
+/// `libcuda.so.<version>` found in the image's compat directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CudaCompat {
+    /// The directory, inside the container.
+    pub dir: PathBuf,
+    /// The newest compat libcuda's version (its driver version, e.g. `590.48.01`).
+    pub version: String,
 }
 
 impl ContainerLayout {
@@ -60,12 +71,14 @@ impl ContainerLayout {
                 lib_dir: PathBuf::from("/usr/lib/x86_64-linux-gnu"),
                 lib32_dir: PathBuf::from("/usr/lib/i386-linux-gnu"),
                 xorg_modules_dir: PathBuf::from("/usr/lib/xorg/modules"),
+                cuda_compat: None,
             }
         } else {
             ContainerLayout {
                 lib_dir: PathBuf::from("/usr/lib64"),
                 lib32_dir: PathBuf::from("/usr/lib"),
                 xorg_modules_dir: PathBuf::from("/usr/lib64/xorg/modules"),
+                cuda_compat: None,
             }
         }
     }
@@ -161,7 +174,12 @@ pub fn plan(
         })
         .collect();
 
-    let (library_mounts, ldcache_dirs) = library_mounts(request, inventory, layout);
+    let (library_mounts, mut ldcache_dirs) = library_mounts(request, inventory, layout);
+    // Forward compatibility: the image's newer user-space driver comes first in its ld cache
+    // (ldconfig lists the directories given first first, and ld.so takes the first match).
+    if let Some(compat) = newer_cuda_compat(request, inventory, layout) {
+        ldcache_dirs.insert(0, compat.dir.clone());
+    }
     mounts.extend(library_mounts);
     mounts.extend(
         inventory
@@ -227,6 +245,33 @@ pub fn plan(
         proc_driver: proc_driver_view(inventory, &gpus),
         ldcache_dirs,
     })
+}
+
+/// The image's compat libraries when the container computes and they are newer than the host
+/// driver (older ones would not work with it; equal ones add nothing).
+pub fn newer_cuda_compat<'a>(
+    request: &ContainerRequest,
+    inventory: &Inventory,
+    layout: &'a ContainerLayout,
+) -> Option<&'a CudaCompat> {
+    let compat = layout.cuda_compat.as_ref()?;
+    if !request.capabilities.contains(&DriverCapability::Compute) {
+        return None;
+    }
+    is_newer_version(&compat.version, &inventory.driver_version).then_some(compat)
+}
+
+/// Whether dotted version `candidate` is strictly newer than `than` (unparsable: no).
+pub fn is_newer_version(candidate: &str, than: &str) -> bool {
+    match (
+        crate::request::parse_version(candidate),
+        crate::request::parse_version(than),
+    ) {
+        (Some(a), Some(b)) => {
+            crate::request::compare_versions(&a, &b) == std::cmp::Ordering::Greater
+        }
+        _ => false,
+    }
 }
 
 /// The IMEX channel nodes asked for; an unknown channel is an error.

@@ -479,3 +479,38 @@ fn imex_channels_by_number_or_all_and_unknown_ones_refused() {
         .iter()
         .all(|d| !d.contains("imex")));
 }
+
+#[test]
+fn newer_cuda_compat_libraries_come_first_in_the_ld_cache() {
+    let with_compat = |version: &str| ContainerLayout {
+        cuda_compat: Some(CudaCompat {
+            dir: "/usr/local/cuda/compat".into(),
+            version: version.into(),
+        }),
+        ..debian()
+    };
+    let dirs = |env: &[&str], layout: &ContainerLayout| {
+        plan(&request(env), &inventory(), layout)
+            .unwrap()
+            .ldcache_dirs
+    };
+    let compute = ["NVIDIA_VISIBLE_DEVICES=0"];
+    assert_eq!(
+        dirs(&compute, &with_compat("590.48.01"))[0],
+        PathBuf::from("/usr/local/cuda/compat")
+    );
+    // Older or equal to the host driver (580.159.04): not used.
+    for older in ["575.57.08", "580.159.04", "580.65.06"] {
+        assert!(
+            !dirs(&compute, &with_compat(older)).contains(&PathBuf::from("/usr/local/cuda/compat")),
+            "{older}"
+        );
+    }
+    // Only compute containers run CUDA.
+    let utility = [
+        "NVIDIA_VISIBLE_DEVICES=0",
+        "NVIDIA_DRIVER_CAPABILITIES=utility",
+    ];
+    assert!(!dirs(&utility, &with_compat("590.48.01"))
+        .contains(&PathBuf::from("/usr/local/cuda/compat")));
+}

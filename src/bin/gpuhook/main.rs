@@ -14,6 +14,7 @@ use gpuhook::log::Log;
 
 mod admin;
 mod cdi;
+mod doctor;
 
 /// The name dockerd's `--gpus` support looks up in its PATH.
 const COMPAT_HOOK_NAME: &str = "nvidia-container-runtime-hook";
@@ -102,6 +103,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check this node end to end (driver, device nodes, ld cache, ldconfig, cgroup, engine
+    /// registration, config) and say how to fix what is wrong.
+    Doctor {
+        /// Docker's daemon.json.
+        #[arg(long, default_value = "/etc/docker/daemon.json")]
+        docker_config: PathBuf,
+        /// containerd's config.toml.
+        #[arg(long, default_value = "/etc/containerd/config.toml")]
+        containerd_config: PathBuf,
+    },
     /// CDI specs: generate one for this host, list what the specs on disk offer.
     #[command(subcommand)]
     Cdi(cdi::CdiCommand),
@@ -138,13 +149,29 @@ fn main() -> ExitCode {
             return configure(engine, &path, &registration, dry_run);
         }
         Command::Install { bin_dir, force } => return install(&bin_dir, force),
-        Command::Cdi(_) | Command::CdiHook(_) | Command::Info { .. } | Command::List { .. } => {}
+        Command::Cdi(_)
+        | Command::CdiHook(_)
+        | Command::Info { .. }
+        | Command::List { .. }
+        | Command::Doctor { .. } => {}
     }
     let (config_path, named) = match (cli.config, std::env::var_os(CONFIG_ENV)) {
         (Some(path), _) => (path, true),
         (None, Some(path)) => (PathBuf::from(path), true),
         (None, None) => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
     };
+    if let Command::Doctor {
+        docker_config,
+        containerd_config,
+    } = &cli.command
+    {
+        let engines = doctor::EngineFiles {
+            docker: docker_config.clone(),
+            containerd: containerd_config.clone(),
+        };
+        let config = Config::load(&config_path, named).map_err(|e| e.to_string());
+        return doctor::doctor(config, &config_path, &engines);
+    }
     let config = match Config::load(&config_path, named) {
         Ok(config) => config,
         Err(e) => return fail(None, &e.to_string()),

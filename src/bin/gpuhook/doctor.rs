@@ -1,0 +1,267 @@
+//! `gpuhook doctor`: checks a node end to end and says, for each problem, what to do. Exits
+//! non-zero when something is broken (a warning alone does not fail).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use gpuhook::apply::cgroup::{parse_proc_cgroup, DeviceCgroup};
+use gpuhook::apply::ldconfig::HostLdconfig;
+use gpuhook::config::Config;
+use gpuhook::inventory::{Inventory, InventoryNeeds};
+
+/// Where the engines keep their configs (overridable for tests and odd layouts).
+pub struct EngineFiles {
+    pub docker: PathBuf,
+    pub containerd: PathBuf,
+}
+
+#[derive(Default)]
+struct Report {
+    failures: usize,
+    warnings: usize,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str) {
+        println!("ok    {what}");
+    }
+    fn warn(&mut self, what: &str, fix: &str) {
+        self.warnings += 1;
+        println!("warn  {what}\n      -> {fix}");
+    }
+    fn fail(&mut self, what: &str, fix: &str) {
+        self.failures += 1;
+        println!("FAIL  {what}\n      -> {fix}");
+    }
+}
+
+/// `config` is the loaded config, or why it could not be loaded.
+pub fn doctor(
+    config: Result<Config, String>,
+    config_path: &Path,
+    engines: &EngineFiles,
+) -> ExitCode {
+    let mut report = Report::default();
+    let config = match config {
+        Ok(config) => {
+            report.ok(&format!("config {} is valid", config_path.display()));
+            config
+        }
+        Err(e) => {
+            report.fail(&e, "fix the named key (every key is documented in /usr/share/doc/gpuhook or config/config.toml); checking with defaults");
+            Config::default()
+        }
+    };
+    check_driver(&config, &mut report);
+    check_ldconfig(&config, &mut report);
+    check_cgroup(&mut report);
+    check_engines(engines, &mut report);
+    println!(
+        "{} problem(s), {} warning(s)",
+        report.failures, report.warnings
+    );
+    if report.failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn check_driver(config: &Config, report: &mut Report) {
+    let inventory = match Inventory::read(&config.driver, InventoryNeeds::default()) {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            report.fail(
+                &e.to_string(),
+                "load the NVIDIA kernel module (nvidia-smi on the host), or set driver.root / driver.proc-driver-root to where the driver is",
+            );
+            return;
+        }
+    };
+    report.ok(&format!(
+        "driver {} loaded, {} GPU(s)",
+        inventory.driver_version,
+        inventory.gpus.len()
+    ));
+    for gpu in &inventory.gpus {
+        match &gpu.device {
+            Some(node) => report.ok(&format!(
+                "GPU {} ({}) device node {}",
+                gpu.index,
+                gpu.info.uuid,
+                node.host_path.display()
+            )),
+            None => report.fail(
+                &format!(
+                    "GPU {} ({}) has no device node nvidia{} in {}",
+                    gpu.index,
+                    gpu.info.uuid,
+                    gpu.info.minor,
+                    config.driver.dev_root.display()
+                ),
+                "create the device files: run nvidia-modprobe (or nvidia-smi once) on the host",
+            ),
+        }
+    }
+    if !inventory
+        .control_devices
+        .iter()
+        .any(|d| d.path == Path::new("/dev/nvidiactl"))
+    {
+        report.fail(
+            &format!("no nvidiactl in {}", config.driver.dev_root.display()),
+            "create the device files: run nvidia-modprobe (or nvidia-smi once) on the host",
+        );
+    }
+    for library in ["libcuda.so", "libnvidia-ml.so"] {
+        if inventory
+            .libraries
+            .iter()
+            .any(|l| l.prefix == library && l.is_64bit)
+        {
+            report.ok(&format!("{library} of this driver is in the ld cache"));
+        } else {
+            report.fail(
+                &format!(
+                    "{library}.{} not found through {} in {}",
+                    inventory.driver_version,
+                    config.driver.ldcache.display(),
+                    config.driver.root.display()
+                ),
+                "run ldconfig on the host (the driver's library directory must be in /etc/ld.so.conf.d), or set driver.root",
+            );
+        }
+    }
+    if inventory
+        .binaries
+        .iter()
+        .any(|(name, _)| *name == "nvidia-smi")
+    {
+        report.ok("nvidia-smi found for utility containers");
+    } else {
+        report.warn(
+            "nvidia-smi not found in driver.binary-dirs",
+            "add the directory holding the driver's nvidia-smi to driver.binary-dirs",
+        );
+    }
+}
+
+fn check_ldconfig(config: &Config, report: &mut Report) {
+    match HostLdconfig::open(config.host_ldconfig()) {
+        Ok(_) => report.ok(&format!(
+            "ldconfig {} is a static executable",
+            config.host_ldconfig().display()
+        )),
+        Err(e) => report.fail(
+            &e.to_string(),
+            "install the distro's static ldconfig (libc-bin) or set hook.ldconfig",
+        ),
+    }
+}
+
+fn check_cgroup(report: &mut Report) {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    match parse_proc_cgroup(&text, Path::new("/sys/fs/cgroup")) {
+        Some(DeviceCgroup::V1(_)) => report.ok("cgroup v1: device rules through devices.allow"),
+        Some(DeviceCgroup::V2(_)) => report.ok("cgroup v2: device rules through eBPF programs"),
+        None => report.warn(
+            "no devices (v1) or unified (v2) cgroup for this process",
+            "set hook.no-cgroups = true if the runtime manages device rules itself",
+        ),
+    }
+}
+
+fn check_engines(engines: &EngineFiles, report: &mut Report) {
+    let dockerd = which("dockerd");
+    if dockerd.is_some() {
+        match which("nvidia-container-runtime-hook") {
+            Some(hook) if is_gpuhook(&hook) => report.ok(&format!(
+                "{} is gpuhook: docker run --gpus uses it (after a dockerd restart)",
+                hook.display()
+            )),
+            Some(hook) => report.fail(
+                &format!("{} is not gpuhook (NVIDIA's toolkit?)", hook.display()),
+                "remove nvidia-container-toolkit, then run gpuhook install",
+            ),
+            None => report.fail(
+                "no nvidia-container-runtime-hook on PATH: docker run --gpus fails",
+                "run gpuhook install, then restart dockerd",
+            ),
+        }
+    }
+    check_registration(
+        "docker",
+        dockerd.is_some(),
+        &engines.docker,
+        "gpuhook-runtime",
+        report,
+    );
+    check_registration(
+        "containerd",
+        which("containerd").is_some(),
+        &engines.containerd,
+        "gpuhook-runtime",
+        report,
+    );
+}
+
+/// Whether the engine's config names gpuhook-runtime, and whether that binary exists.
+fn check_registration(
+    engine: &str,
+    installed: bool,
+    file: &Path,
+    runtime: &str,
+    report: &mut Report,
+) {
+    if !installed {
+        return;
+    }
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let Some(path) = registered_runtime_path(&text, runtime) else {
+        report.warn(
+            &format!("{engine}: no gpuhook runtime in {}", file.display()),
+            &format!("for --runtime=gpuhook and CDI: gpuhook configure --runtime {engine}, then restart {engine}"),
+        );
+        return;
+    };
+    if Path::new(&path).is_file() {
+        report.ok(&format!("{engine}: runtime registered ({path})"));
+    } else {
+        report.fail(
+            &format!(
+                "{engine}: {} names {path}, which does not exist",
+                file.display()
+            ),
+            &format!(
+                "reinstall gpuhook, or gpuhook configure --runtime {engine} --runtime-path <path>"
+            ),
+        );
+    }
+}
+
+/// The first quoted path in `text` that ends in `/<runtime>` (daemon.json's `"path"`,
+/// containerd's `BinaryName`). A text search, not a parse: both formats quote the value and
+/// the check only reports.
+fn registered_runtime_path(text: &str, runtime: &str) -> Option<String> {
+    text.split('"')
+        .find(|s| s.ends_with(&format!("/{runtime}")) && s.starts_with('/'))
+        .map(str::to_string)
+}
+
+fn is_gpuhook(path: &Path) -> bool {
+    let own = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+    let target = path.canonicalize().ok();
+    target.is_some()
+        && (target == own
+            || target.as_deref().and_then(|t| t.file_name()) == Some("gpuhook".as_ref()))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}

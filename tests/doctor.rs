@@ -1,0 +1,153 @@
+//! `gpuhook doctor` on a healthy simulated node and on nodes broken in the ways operators
+//! meet: a missing device node, a bad config key, an engine pointing at a missing runtime,
+//! NVIDIA's hook name not being gpuhook.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::*;
+
+struct Node {
+    sim: Sim,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// A node set up as the README says: `gpuhook install`, `gpuhook configure` for both
+    /// engines.
+    fn healthy() -> Node {
+        let sim = Sim::build(1);
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        sh(Command::new(gpuhook_bin())
+            .args(["install", "--bin-dir"])
+            .arg(&bin));
+        for (engine, file) in [("docker", "daemon.json"), ("containerd", "config.toml")] {
+            sh(Command::new(gpuhook_bin())
+                .args(["configure", "--runtime", engine, "--config"])
+                .arg(dir.path().join(file))
+                .arg("--runtime-path")
+                .arg(gpuhook_runtime_bin()));
+        }
+        let node = Node { sim, dir };
+        node.write_config("");
+        node
+    }
+    /// The simulated driver's config, `hook_extra` added to its `[hook]` table.
+    fn write_config(&self, hook_extra: &str) {
+        let text = self.sim.config(&self.dir.path().join("log"), hook_extra);
+        std::fs::write(self.dir.path().join("gpuhook.toml"), text).unwrap();
+    }
+    fn doctor(&self) -> (bool, String) {
+        let out: Output = Command::new(gpuhook_bin())
+            .arg("doctor")
+            .arg("--docker-config")
+            .arg(self.dir.path().join("daemon.json"))
+            .arg("--containerd-config")
+            .arg(self.dir.path().join("config.toml"))
+            .env("GPUHOOK_CONFIG", self.dir.path().join("gpuhook.toml"))
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                    self.dir.path().join("bin").display()
+                ),
+            )
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+fn failures(report: &str) -> Vec<&str> {
+    report.lines().filter(|l| l.starts_with("FAIL")).collect()
+}
+
+#[test]
+fn a_healthy_node_passes() {
+    if !prerequisites_with("a_healthy_node_passes", &["dockerd", "containerd"]) {
+        return;
+    }
+    let node = Node::healthy();
+    let (ok, report) = node.doctor();
+    assert!(ok, "{report}");
+    assert!(failures(&report).is_empty(), "{report}");
+    for wanted in [
+        "driver 580.159.04 loaded, 1 GPU(s)",
+        "is gpuhook: docker run --gpus uses it",
+        "docker: runtime registered",
+        "containerd: runtime registered",
+        "is a static executable",
+    ] {
+        assert!(report.contains(wanted), "{wanted} missing:\n{report}");
+    }
+}
+
+#[test]
+fn broken_nodes_fail_with_the_fix() {
+    if !prerequisites_with("broken_nodes_fail_with_the_fix", &["dockerd", "containerd"]) {
+        return;
+    }
+    // A GPU whose device node is gone.
+    let node = Node::healthy();
+    std::fs::remove_file(node.sim.dev().join("nvidia0")).unwrap();
+    let (ok, report) = node.doctor();
+    assert!(!ok);
+    let fails = failures(&report);
+    assert!(
+        fails.len() == 1 && fails[0].contains("has no device node nvidia0"),
+        "{report}"
+    );
+    assert!(report.contains("nvidia-modprobe"), "{report}");
+
+    // A config key that does not exist: named, and the rest still checked.
+    let node = Node::healthy();
+    node.write_config("no-cgroup = true");
+    let (ok, report) = node.doctor();
+    assert!(!ok);
+    assert!(
+        failures(&report)
+            .iter()
+            .any(|l| l.contains("unknown field `no-cgroup`")),
+        "{report}"
+    );
+    // The other checks still run (with the defaults).
+    assert!(report.contains("is a static executable"), "{report}");
+
+    // Docker's config names a runtime binary that is not there.
+    let node = Node::healthy();
+    sh(Command::new(gpuhook_bin())
+        .args(["configure", "--runtime", "docker", "--config"])
+        .arg(node.dir.path().join("daemon.json"))
+        .args(["--runtime-path", "/nonexistent/gpuhook-runtime"]));
+    let (ok, report) = node.doctor();
+    assert!(!ok);
+    assert!(
+        failures(&report)
+            .iter()
+            .any(|l| l.contains("/nonexistent/gpuhook-runtime, which does not exist")),
+        "{report}"
+    );
+
+    // NVIDIA's hook name is some other program.
+    let node = Node::healthy();
+    let hook = node.dir.path().join("bin/nvidia-container-runtime-hook");
+    std::fs::remove_file(&hook).unwrap();
+    std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (ok, report) = node.doctor();
+    assert!(!ok);
+    assert!(
+        failures(&report)
+            .iter()
+            .any(|l| l.contains("is not gpuhook")),
+        "{report}"
+    );
+    assert!(Path::new(&hook).exists());
+}
