@@ -236,7 +236,37 @@ sed '/^== vecadd/,$d' "$work/cdi.out" > "$work/cdi.list"
 check "CDI and the hook give the same nodes, libraries, utilities, firmware, ld cache and GPUs" diff "$work/cdihook.out" "$work/cdi.list"
 rm -rf "$work/b-cdi"
 
-echo "== 10. the host is left clean (after the parallel starts of 7 and everything else)"
+echo "== 10. graphics files, info and list against nvidia-smi, doctor"
+"$hook" info --json > "$work/info.json" 2> "$work/info.err"; cat "$work/info.err"
+nvidia-smi --query-gpu=index,uuid,pci.bus_id --format=csv,noheader > "$work/smi.csv"
+check "info lists each GPU with nvidia-smi's index, UUID and bus id" python3 - "$work/info.json" "$work/smi.csv" "$driver" <<'PY'
+import json, sys
+info = json.load(open(sys.argv[1]))
+smi = [[f.strip() for f in line.split(",")] for line in open(sys.argv[2]) if line.strip()]
+ours = [[str(g["index"]), g["uuid"], g["bus_id"].lower()] for g in info["gpus"]]
+# nvidia-smi writes the PCI domain with 8 digits (00000000:00:06.0), the kernel with 4.
+theirs = [[i, u, b.lower()[-12:]] for i, u, b in smi]
+print("info:", ours, "nvidia-smi:", theirs, "driver:", info["driver_version"], "cuda:", info["cuda_version"], "arch:", [g["arch"] for g in info["gpus"]])
+sys.exit(0 if ours == theirs and info["driver_version"] == sys.argv[3] else 1)
+PY
+GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" list --devices 0 --capabilities graphics,video,utility,compute --json > "$work/list.json"
+gfx_files=$(python3 -c 'import json,sys; print(" ".join(m["container_path"] for m in json.load(open(sys.argv[1]))["mounts"] if "/share/" in m["container_path"] or "/gbm/" in m["container_path"]))' "$work/list.json")
+echo "graphics files listed: $gfx_files"
+for f in /usr/share/vulkan/icd.d/nvidia_icd.json /usr/share/glvnd/egl_vendor.d/10_nvidia.json; do
+    if [ -f "$f" ]; then check "list names $f (present on this host)" grep -q "$f" "$work/list.json"; fi
+done
+bundle gfx yes "for f in $gfx_files; do md5sum \$f; done; ls /usr/lib/x86_64-linux-gnu | grep -c -e libGLX_nvidia -e libEGL_nvidia -e libnvcuvid" NVIDIA_VISIBLE_DEVICES=0 NVIDIA_DRIVER_CAPABILITIES=graphics,video,utility,compute
+run gfx; rc=$?; cat "$work/gfx.out" "$work/gfx.err"
+check "graphics,video,utility,compute container starts" test "$rc" = 0
+for f in $gfx_files; do
+    host=$(python3 -c 'import json,sys; print(next(m["host_path"] for m in json.load(open(sys.argv[1]))["mounts"] if m["container_path"] == sys.argv[2]))' "$work/list.json" "$f")
+    check "$f in the container is the host's $host" grep -q "$(md5sum < "$host" | cut -d' ' -f1)  $f" "$work/gfx.out"
+done
+GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" doctor > "$work/doctor.out" 2>&1; rc=$?
+cat "$work/doctor.out"
+check "doctor finds nothing broken on this node" test "$rc" = 0
+
+echo "== 11. the host is left clean (after the parallel starts of 7 and everything else)"
 sleep 1
 check "no container left in runc" test -z "$(runc list -q)"
 check "no gpuhook or runc process left" test -z "$(pgrep -f "$carry/bin/(gpuhook|runc)")"
