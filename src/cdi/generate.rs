@@ -53,6 +53,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         devices: VisibleDevices::All,
         capabilities: options.capabilities.clone(),
         requirements: Vec::new(),
+        mig_access: Default::default(),
     };
     let plan = plan::plan(&request, inventory, &cdi_layout())?;
 

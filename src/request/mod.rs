@@ -4,6 +4,7 @@
 mod capabilities;
 pub mod cdi;
 mod devices;
+mod mig;
 mod requirements;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use oci_spec::runtime::{Capability, Spec};
 
 pub use capabilities::{parse_capabilities, DriverCapabilities, DriverCapability};
 pub use devices::{parse_visible_devices, DeviceSelector, VisibleDevices};
+pub use mig::{MigAccess, MIG_CONFIG_ENV, MIG_MONITOR_ENV};
 pub use requirements::{
     compare_versions, parse_version, Condition, HostFacts, Requirement, RequirementKey,
 };
@@ -39,6 +41,10 @@ pub enum RequestError {
         text: String,
         message: String,
     },
+    #[error("{name}=all: only a privileged container (CAP_SYS_ADMIN in its bounding set) may have the host-wide MIG capabilities")]
+    MigUnprivileged { name: String },
+    #[error("{name}={value:?}: only `all` is supported (the MIG capabilities are host-wide)")]
+    MigAccess { name: String, value: String },
 }
 
 /// What the operator allows containers to ask for (from the config).
@@ -69,11 +75,18 @@ pub struct ContainerRequest {
     pub capabilities: DriverCapabilities,
     /// Empty when checks are disabled (config or `NVIDIA_DISABLE_REQUIRE`).
     pub requirements: Vec<Requirement>,
+    /// `NVIDIA_MIG_CONFIG_DEVICES`/`NVIDIA_MIG_MONITOR_DEVICES` (privileged containers only).
+    pub mig_access: MigAccess,
 }
 
 impl ContainerRequest {
     pub fn needs(&self, key: RequirementKey) -> bool {
         self.requirements.iter().any(|r| r.uses(key))
+    }
+
+    /// True when the plan needs the MIG inventory (and so NVML).
+    pub fn needs_mig(&self) -> bool {
+        self.devices.has_mig() || self.mig_access.any()
     }
 }
 
@@ -166,10 +179,12 @@ pub fn container_request(
     } else {
         requirements(facts, legacy_image)?
     };
+    let mig_access = mig::parse_mig_access(facts)?;
     Ok(Some(ContainerRequest {
         devices,
         capabilities,
         requirements,
+        mig_access,
     }))
 }
 
@@ -406,5 +421,33 @@ mod tests {
         assert_eq!(container_request(&unprivileged, &strict).unwrap(), None);
         let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
         assert!(container_request(&privileged, &strict).unwrap().is_some());
+    }
+
+    #[test]
+    fn mig_requests() {
+        let r = request(&["NVIDIA_VISIBLE_DEVICES=0:1"]).unwrap();
+        assert!(r.needs_mig() && !r.mig_access.any());
+        assert!(!request(&["NVIDIA_VISIBLE_DEVICES=0"]).unwrap().needs_mig());
+        let env = [
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "NVIDIA_MIG_CONFIG_DEVICES=all",
+            "NVIDIA_MIG_MONITOR_DEVICES=all",
+        ];
+        let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
+        let r = container_request(&privileged, &policy()).unwrap().unwrap();
+        assert!(r.mig_access.config && r.mig_access.monitor && r.needs_mig());
+        let unprivileged = spec_with_mounts(&env, serde_json::json!([]), false);
+        let err = container_request(&unprivileged, &policy()).unwrap_err();
+        assert!(
+            matches!(&err, RequestError::MigUnprivileged { name } if name == MIG_CONFIG_ENV),
+            "{err}"
+        );
+        // A container that asks for no GPU is left alone, whatever else it sets.
+        let no_gpu = spec_with_mounts(
+            &["NVIDIA_MIG_CONFIG_DEVICES=all"],
+            serde_json::json!([]),
+            false,
+        );
+        assert!(container_request(&no_gpu, &policy()).unwrap().is_none());
     }
 }
