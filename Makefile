@@ -1,5 +1,5 @@
 # The two commands a new user runs are `make demo` and `make test` (see README.md).
-.PHONY: demo test bench build deb rpm
+.PHONY: demo test bench build deb rpm fuzz
 
 build:
 	cargo build --bins
@@ -26,3 +26,8 @@ deb:
 rpm:
 	cargo build --release --bins
 	bash packaging/build.sh rpm
+
+# Every fuzz target for FUZZ_SECONDS (default 600) each, two at a time, on fuzz/corpus; prints
+# executions and coverage per target (needs `cargo install cargo-fuzz`).
+fuzz:
+	bash scripts/fuzz.sh $${FUZZ_SECONDS:-600}

@@ -75,6 +75,7 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
     let needs = InventoryNeeds {
         cuda_version: request.needs(RequirementKey::Cuda),
         gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
+        mig: request.needs_mig(),
     };
     let inventory = Inventory::read(&config.driver, needs)?;
     let layout = apply::container_layout(&container.rootfs, &config.hook.cuda_compat_dir)?;

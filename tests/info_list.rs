@@ -41,6 +41,27 @@ fn info_reports_the_driver_and_every_gpu() {
         assert_eq!(gpu["arch"], "9.0", "from the (simulated) NVML");
     }
     assert_eq!(gpus[1]["bus_id"], "0000:11:00.0");
+    assert_eq!(gpus[0]["mig_mode"], "disabled");
+
+    // With MIG on GPU 0: its mode and its MIG devices, as the (simulated) NVML reports them.
+    let sim = Sim::build_with_mig(2);
+    std::fs::write(&config, sim.config(&dir.path().join("log"), "")).unwrap();
+    let info = gpuhook_json(&config, &["info"]);
+    let gpus = info["gpus"].as_array().unwrap();
+    assert_eq!(gpus[0]["mig_mode"], "enabled");
+    assert_eq!(gpus[1]["mig_mode"], "disabled");
+    let migs: Vec<(u64, u64)> = gpus[0]["mig_devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["index"].as_u64().unwrap(),
+                d["gpu_instance"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(migs, [(0, 1), (1, 2)]);
 }
 
 #[test]

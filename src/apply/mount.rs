@@ -92,9 +92,10 @@ impl DetachedMount {
     }
 
     /// A read-only tmpfs holding the container's view of `/proc/driver/nvidia`: the driver's
-    /// `version`, `params` with `ModifyDeviceFiles: 0`, and `gpus/<bus id>/information` for the
-    /// selected GPUs only. With `nested`, the files sit in an `nvidia/` subdirectory (the mask
-    /// then covers `/proc/driver`, for hosts whose procfs has no `driver/nvidia` to cover).
+    /// `version`, `params` with `ModifyDeviceFiles: 0`, `gpus/<bus id>/information` for the
+    /// selected GPUs only, and the `capabilities/...` files of the given MIG devices. With
+    /// `nested`, the files sit in an `nvidia/` subdirectory (the mask then covers
+    /// `/proc/driver`, for hosts whose procfs has no `driver/nvidia` to cover).
     pub fn proc_driver_view(
         view: &ProcDriverView,
         nested: bool,
@@ -121,6 +122,9 @@ impl DetachedMount {
         for (bus_id, information) in &view.gpus {
             let dir = make_dir(&gpus, bus_id).map_err(|e| io("mkdir gpu", e))?;
             write_file(&dir, "information", information).map_err(|e| io("information", e))?;
+        }
+        for (path, text) in &view.mig_capabilities {
+            write_nested(&top, path, text).map_err(|e| io("MIG capability", e))?;
         }
         mount_setattr(
             &mnt,
@@ -152,6 +156,35 @@ fn make_dir(parent: &OwnedFd, name: &str) -> rustix::io::Result<OwnedFd> {
         OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY,
         Mode::empty(),
     )
+}
+
+/// Writes `path` (relative, plain names only) under `top`, making missing directories.
+fn write_nested(top: &OwnedFd, path: &Path, contents: &str) -> rustix::io::Result<()> {
+    let mut names = Vec::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::Normal(name) => names.push(name),
+            // The paths are the plan's own; anything else is a bug, never a traversal.
+            _ => return Err(rustix::io::Errno::INVAL),
+        }
+    }
+    let Some((file, dirs)) = names.split_last() else {
+        return Err(rustix::io::Errno::INVAL);
+    };
+    let mut dir = reopen_dir(top)?;
+    for name in dirs {
+        match rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o555)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e),
+        }
+        dir = rustix::fs::openat(
+            &dir,
+            *name,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY,
+            Mode::empty(),
+        )?;
+    }
+    write_file(&dir, &file.to_string_lossy(), contents)
 }
 
 fn reopen_dir(fd: &OwnedFd) -> rustix::io::Result<OwnedFd> {

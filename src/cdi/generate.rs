@@ -55,6 +55,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         requirements: Vec::new(),
         imex_channels: Default::default(),
         mps_pipe_directory: None,
+        mig_access: Default::default(),
     };
     let plan = plan::plan(&request, inventory, &cdi_layout())?;
 

@@ -1,9 +1,10 @@
 //! The inventory stage: what the host's driver offers. Everything is read through the paths
 //! in [`DriverConfig`], so tests point it at a simulated driver tree. The hot path reads only
 //! procfs files, the ld cache and a few `stat`s; libcuda and NVML are loaded only when a
-//! request's requirements need what only they know.
+//! request's requirements need what only they know, or (NVML) when it names MIG devices.
 
 pub mod ldcache;
+pub mod mig;
 mod native;
 pub mod proc_driver;
 mod root_paths;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog;
 use crate::config::DriverConfig;
+pub use mig::MigInventory;
 pub use proc_driver::GpuInformation;
 pub use root_paths::{open_root_dir, resolve_in_root};
 
@@ -50,6 +52,8 @@ pub struct InventoryNeeds {
     pub cuda_version: bool,
     /// Initialise NVML for each GPU's architecture and brand (for `arch`/`brand` requirements).
     pub gpu_details: bool,
+    /// Initialise NVML for the MIG devices, and read the MIG capabilities (for MIG requests).
+    pub mig: bool,
 }
 
 /// A device node on the host.
@@ -109,6 +113,8 @@ pub struct Inventory {
     pub driver_version: String,
     pub cuda_version: Option<String>,
     pub gpus: Vec<Gpu>,
+    /// The GPUs' MIG devices; `None` unless [`InventoryNeeds::mig`] asked.
+    pub mig: Option<MigInventory>,
     /// `nvidiactl`, `nvidia-uvm`, `nvidia-uvm-tools`, `nvidia-modeset`: those present.
     pub control_devices: Vec<DeviceNode>,
     pub libraries: Vec<DriverLibrary>,
@@ -182,6 +188,7 @@ impl Inventory {
             driver_version,
             cuda_version: None,
             gpus,
+            mig: None,
             control_devices,
             libraries,
             binaries,
@@ -200,6 +207,11 @@ impl Inventory {
         if needs.gpu_details {
             let libnvml = inventory.library_path("libnvidia-ml.so", config)?;
             native::fill_gpu_details(&libnvml, &mut inventory.gpus)?;
+        }
+        if needs.mig {
+            let libnvml = inventory.library_path("libnvidia-ml.so", config)?;
+            let reported = mig::nvml::enumerate(&libnvml)?;
+            inventory.mig = Some(MigInventory::build(config, &inventory.gpus, &reported));
         }
         Ok(inventory)
     }

@@ -1,6 +1,7 @@
 //! The plan stage: from a request and an inventory, what goes where. Pure: it decides, the
 //! appliers act. The same plan feeds the hook (mounts inside the container) and, later, CDI.
 
+mod mig;
 mod select;
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use crate::inventory::{DeviceNode, Gpu, Inventory};
 use crate::request::imex::ImexChannels;
 use crate::request::{ContainerRequest, DriverCapability, HostFacts, VisibleDevices};
 
-pub use select::select_gpus;
+pub use mig::MigError;
+pub use select::{select, select_gpus, Selection};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -23,8 +25,8 @@ pub enum PlanError {
         "GPU {requested} requested: it matches several GPUs ({matches}); give more of the UUID"
     )]
     AmbiguousUuid { requested: String, matches: String },
-    #[error("MIG device {requested} requested, this host has no MIG devices (MIG is not enabled on any GPU)")]
-    NoMig { requested: String },
+    #[error(transparent)]
+    Mig(#[from] MigError),
     #[error("GPU {index} ({uuid}) requested, but its device node {path} is missing on the host: load the driver's device files (nvidia-modprobe, or run nvidia-smi once)")]
     MissingDeviceNode {
         index: u32,
@@ -116,11 +118,14 @@ pub struct ProcDriverView {
     pub params: String,
     /// `(bus id, information text)` of the selected GPUs only.
     pub gpus: Vec<(String, String)>,
+    /// `(path relative to /proc/driver/nvidia, text)` of the capability files of the given MIG
+    /// devices (`capabilities/gpu0/mig/gi1/access`, ...): NVML in the container reads them.
+    pub mig_capabilities: Vec<(PathBuf, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InjectionPlan {
-    /// Indices and UUIDs of the selected GPUs, for logs.
+    /// Indices and UUIDs of the selected GPUs (MIG devices: parent's index, MIG UUID), for logs.
     pub gpus: Vec<(u32, String)>,
     pub mounts: Vec<MountEntry>,
     /// The device nodes given (also among `mounts`), for appliers that declare them.
@@ -137,8 +142,11 @@ pub fn plan(
     inventory: &Inventory,
     layout: &ContainerLayout,
 ) -> Result<InjectionPlan, PlanError> {
-    let gpus = select_gpus(&request.devices, &inventory.gpus)?;
+    let selection = select(&request.devices, &inventory.gpus, inventory.mig.as_ref())?;
+    // A MIG device's parent GPU gives the node, procfs entry and facts of a whole GPU.
+    let gpus = selection.device_gpus();
     check_requirements(request, inventory, &gpus)?;
+    let mig = mig::mig_plan(request, &selection, inventory.mig.as_ref())?;
 
     let mut devices: Vec<&DeviceNode> = Vec::new();
     for gpu in &gpus {
@@ -157,6 +165,7 @@ pub fn plan(
         devices.extend(inventory.control_devices.iter());
     }
     devices.extend(imex_channels(request, inventory)?);
+    devices.extend(mig.nodes.iter());
 
     let mut mounts: Vec<MountEntry> = devices
         .iter()
@@ -234,15 +243,14 @@ pub fn plan(
             }),
     );
 
+    let mut proc_driver = proc_driver_view(inventory, &gpus);
+    proc_driver.mig_capabilities = mig.proc_files;
     Ok(InjectionPlan {
-        gpus: gpus
-            .iter()
-            .map(|g| (g.index, g.info.uuid.clone()))
-            .collect(),
+        gpus: selection.summary(),
         mounts,
         device_rules,
         devices: devices.into_iter().cloned().collect(),
-        proc_driver: proc_driver_view(inventory, &gpus),
+        proc_driver,
         ldcache_dirs,
     })
 }
@@ -317,6 +325,7 @@ pub fn proc_driver_view(inventory: &Inventory, gpus: &[&Gpu]) -> ProcDriverView 
             .iter()
             .map(|g| (g.info.bus_id.clone(), g.information_text.clone()))
             .collect(),
+        mig_capabilities: Vec::new(),
     }
 }
 

@@ -1,22 +1,71 @@
-//! Which of the host's GPUs a device list names.
+//! Which of the host's GPUs and MIG devices a device list names.
 
+use crate::inventory::mig::{MigDevice, MigInventory};
 use crate::inventory::Gpu;
 use crate::request::{DeviceSelector, VisibleDevices};
 
+use super::mig;
 use super::PlanError;
 
-/// The selected GPUs in index order. UUID prefixes are accepted when they match exactly one
-/// GPU: a prefix that matched several would silently hand out the wrong one.
+/// What a device list selects.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Selection<'a> {
+    /// Whole GPUs, in index order.
+    pub gpus: Vec<&'a Gpu>,
+    /// MIG devices with their parent GPU, in request order.
+    pub mig: Vec<(&'a Gpu, &'a MigDevice)>,
+}
+
+impl<'a> Selection<'a> {
+    /// The whole GPUs and the MIG devices' parents, in index order: the GPUs whose device
+    /// node, procfs entry and requirements the container gets.
+    pub fn device_gpus(&self) -> Vec<&'a Gpu> {
+        let mut gpus = self.gpus.clone();
+        for (parent, _) in &self.mig {
+            if !gpus.iter().any(|g| g.index == parent.index) {
+                gpus.push(parent);
+            }
+        }
+        gpus.sort_by_key(|g| g.index);
+        gpus
+    }
+
+    /// `(GPU index, UUID)` for logs: whole GPUs by their UUID, MIG devices by theirs under
+    /// their parent's index.
+    pub fn summary(&self) -> Vec<(u32, String)> {
+        let whole = self.gpus.iter().map(|g| (g.index, g.info.uuid.clone()));
+        let mig = self.mig.iter().map(|(g, d)| (g.index, d.uuid.clone()));
+        whole.chain(mig).collect()
+    }
+}
+
+/// The selected whole GPUs in index order; MIG selectors are an error here (see [`select`]).
 pub fn select_gpus<'a>(
     devices: &VisibleDevices,
     gpus: &'a [Gpu],
 ) -> Result<Vec<&'a Gpu>, PlanError> {
+    Ok(select(devices, gpus, None)?.gpus)
+}
+
+/// The selected GPUs and MIG devices; `mig_inventory` is needed when the list names MIG
+/// devices. UUID prefixes are accepted when they match exactly one GPU: a prefix that matched
+/// several would silently hand out the wrong one.
+pub fn select<'a>(
+    devices: &VisibleDevices,
+    gpus: &'a [Gpu],
+    mig_inventory: Option<&'a MigInventory>,
+) -> Result<Selection<'a>, PlanError> {
     let selectors = match devices {
-        VisibleDevices::All => return Ok(gpus.iter().collect()),
-        VisibleDevices::NoGpu => return Ok(Vec::new()),
+        VisibleDevices::All => {
+            return Ok(Selection {
+                gpus: gpus.iter().collect(),
+                mig: Vec::new(),
+            })
+        }
+        VisibleDevices::NoGpu => return Ok(Selection::default()),
         VisibleDevices::List(selectors) => selectors,
     };
-    let mut selected: Vec<&Gpu> = Vec::new();
+    let mut selected = Selection::default();
     for selector in selectors {
         let gpu = match selector {
             DeviceSelector::Index(index) => gpus
@@ -24,18 +73,36 @@ pub fn select_gpus<'a>(
                 .find(|g| g.index == *index)
                 .ok_or_else(|| unknown(selector, gpus))?,
             DeviceSelector::Uuid(uuid) => by_uuid(uuid, gpus)?,
-            DeviceSelector::MigIndex { .. } | DeviceSelector::MigUuid(_) => {
-                return Err(PlanError::NoMig {
-                    requested: selector.to_string(),
-                })
+            DeviceSelector::MigIndex { gpu, mig: index } => {
+                let inventory = mig::enumerated(mig_inventory, selector)?;
+                let found = mig::by_index(*gpu, *index, gpus, inventory)?;
+                add_mig(&mut selected, found);
+                continue;
+            }
+            DeviceSelector::MigUuid(uuid) => {
+                let inventory = mig::enumerated(mig_inventory, selector)?;
+                let found = mig::by_uuid(uuid, gpus, inventory)?;
+                add_mig(&mut selected, found);
+                continue;
             }
         };
-        if !selected.iter().any(|g| g.index == gpu.index) {
-            selected.push(gpu);
+        if !selected.gpus.iter().any(|g| g.index == gpu.index) {
+            selected.gpus.push(gpu);
         }
     }
-    selected.sort_by_key(|g| g.index);
+    selected.gpus.sort_by_key(|g| g.index);
     Ok(selected)
+}
+
+/// `0:1` and its UUID name the same device: it is given once.
+fn add_mig<'a>(selected: &mut Selection<'a>, found: (&'a Gpu, &'a MigDevice)) {
+    if !selected
+        .mig
+        .iter()
+        .any(|(g, d)| g.index == found.0.index && d.index == found.1.index)
+    {
+        selected.mig.push(found);
+    }
 }
 
 fn by_uuid<'a>(uuid: &str, gpus: &'a [Gpu]) -> Result<&'a Gpu, PlanError> {
@@ -65,7 +132,15 @@ fn by_uuid<'a>(uuid: &str, gpus: &'a [Gpu]) -> Result<&'a Gpu, PlanError> {
 }
 
 fn unknown(selector: &DeviceSelector, gpus: &[Gpu]) -> PlanError {
-    let available = match (gpus.first(), gpus.last()) {
+    PlanError::UnknownGpu {
+        requested: selector.to_string(),
+        available: available(gpus),
+    }
+}
+
+/// `this host has GPUs 0-1 (GPU-..., GPU-...)`, for errors naming a GPU that is not there.
+pub(super) fn available(gpus: &[Gpu]) -> String {
+    match (gpus.first(), gpus.last()) {
         (None, _) | (_, None) => "this host has no GPUs".to_string(),
         (Some(first), Some(last)) if first.index == last.index => {
             format!("this host has GPU {} ({})", first.index, first.info.uuid)
@@ -81,9 +156,5 @@ fn unknown(selector: &DeviceSelector, gpus: &[Gpu]) -> PlanError {
                 first.index, last.index
             )
         }
-    };
-    PlanError::UnknownGpu {
-        requested: selector.to_string(),
-        available,
     }
 }

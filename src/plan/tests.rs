@@ -50,6 +50,7 @@ pub(crate) fn inventory() -> Inventory {
         driver_version: "580.159.04".into(),
         cuda_version: Some("13.0".into()),
         gpus: vec![gpu(0, UUID0, "9.0"), gpu(1, UUID1, "8.0")],
+        mig: None,
         control_devices: vec![node("nvidiactl", 195, 255), node("nvidia-uvm", 510, 0)],
         libraries: vec![
             library("libnvidia-ml.so", true),
@@ -256,8 +257,12 @@ fn unknown_gpus_are_clear_errors() {
     none.gpus.clear();
     let err = plan(&request(&["NVIDIA_VISIBLE_DEVICES=0"]), &none, &debian()).unwrap_err();
     assert_eq!(err.to_string(), "GPU 0 requested, this host has no GPUs");
+    // MIG requests are planned only with the MIG inventory read (see plan/mig/tests.rs).
     let err = plan_for(&["NVIDIA_VISIBLE_DEVICES=0:1"]).unwrap_err();
-    assert!(matches!(err, PlanError::NoMig { .. }), "{err}");
+    assert!(
+        matches!(err, PlanError::Mig(MigError::NotEnumerated { .. })),
+        "{err}"
+    );
 }
 
 #[test]

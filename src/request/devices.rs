@@ -38,6 +38,21 @@ pub enum VisibleDevices {
     List(Vec<DeviceSelector>),
 }
 
+impl VisibleDevices {
+    /// True when a MIG device is named (the plan then needs the host's MIG devices).
+    pub fn has_mig(&self) -> bool {
+        match self {
+            VisibleDevices::List(selectors) => selectors.iter().any(|s| {
+                matches!(
+                    s,
+                    DeviceSelector::MigIndex { .. } | DeviceSelector::MigUuid(_)
+                )
+            }),
+            VisibleDevices::All | VisibleDevices::NoGpu => false,
+        }
+    }
+}
+
 /// Parses one value of `NVIDIA_VISIBLE_DEVICES`. `Ok(None)` means "nothing at all" (`void`,
 /// empty); the caller decides what unset means.
 pub fn parse_visible_devices(value: &str) -> Result<Option<VisibleDevices>, RequestError> {
@@ -153,6 +168,16 @@ mod tests {
             list("MIG-ab12-cd34,1"),
             vec![MigUuid("MIG-ab12-cd34".into()), Index(1)]
         );
+    }
+
+    #[test]
+    fn mig_selectors_are_recognised() {
+        let has_mig = |v: &str| parse_visible_devices(v).unwrap().unwrap().has_mig();
+        assert!(has_mig("0:1"));
+        assert!(has_mig("1,MIG-ab12"));
+        assert!(!has_mig("0,1"));
+        assert!(!has_mig("all"));
+        assert!(!has_mig("none"));
     }
 
     #[test]

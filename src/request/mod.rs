@@ -5,6 +5,7 @@ mod capabilities;
 pub mod cdi;
 mod devices;
 pub mod imex;
+mod mig;
 mod requirements;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use oci_spec::runtime::{Capability, Spec};
 
 pub use capabilities::{parse_capabilities, DriverCapabilities, DriverCapability};
 pub use devices::{parse_visible_devices, DeviceSelector, VisibleDevices};
+pub use mig::{MigAccess, MIG_CONFIG_ENV, MIG_MONITOR_ENV};
 pub use requirements::{
     compare_versions, parse_version, Condition, HostFacts, Requirement, RequirementKey,
 };
@@ -42,6 +44,10 @@ pub enum RequestError {
     },
     #[error("NVIDIA_IMEX_CHANNELS={value:?}: {item:?} is not a channel number, `all` or `none`")]
     Imex { value: String, item: String },
+    #[error("{name}=all: only a privileged container (CAP_SYS_ADMIN in its bounding set) may have the host-wide MIG capabilities")]
+    MigUnprivileged { name: String },
+    #[error("{name}={value:?}: only `all` is supported (the MIG capabilities are host-wide)")]
+    MigAccess { name: String, value: String },
 }
 
 /// What the operator allows containers to ask for (from the config).
@@ -77,11 +83,18 @@ pub struct ContainerRequest {
     /// The container's own `CUDA_MPS_PIPE_DIRECTORY` (absolute), where it looks for the MPS
     /// pipes; the host's pipe directory is mounted there.
     pub mps_pipe_directory: Option<std::path::PathBuf>,
+    /// `NVIDIA_MIG_CONFIG_DEVICES`/`NVIDIA_MIG_MONITOR_DEVICES` (privileged containers only).
+    pub mig_access: MigAccess,
 }
 
 impl ContainerRequest {
     pub fn needs(&self, key: RequirementKey) -> bool {
         self.requirements.iter().any(|r| r.uses(key))
+    }
+
+    /// True when the plan needs the MIG inventory (and so NVML).
+    pub fn needs_mig(&self) -> bool {
+        self.devices.has_mig() || self.mig_access.any()
     }
 }
 
@@ -192,12 +205,14 @@ pub fn container_request(
         .get("CUDA_MPS_PIPE_DIRECTORY")
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_absolute());
+    let mig_access = mig::parse_mig_access(facts)?;
     Ok(Some(ContainerRequest {
         devices,
         capabilities,
         requirements,
         imex_channels,
         mps_pipe_directory,
+        mig_access,
     }))
 }
 
@@ -434,5 +449,33 @@ mod tests {
         assert_eq!(container_request(&unprivileged, &strict).unwrap(), None);
         let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
         assert!(container_request(&privileged, &strict).unwrap().is_some());
+    }
+
+    #[test]
+    fn mig_requests() {
+        let r = request(&["NVIDIA_VISIBLE_DEVICES=0:1"]).unwrap();
+        assert!(r.needs_mig() && !r.mig_access.any());
+        assert!(!request(&["NVIDIA_VISIBLE_DEVICES=0"]).unwrap().needs_mig());
+        let env = [
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "NVIDIA_MIG_CONFIG_DEVICES=all",
+            "NVIDIA_MIG_MONITOR_DEVICES=all",
+        ];
+        let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
+        let r = container_request(&privileged, &policy()).unwrap().unwrap();
+        assert!(r.mig_access.config && r.mig_access.monitor && r.needs_mig());
+        let unprivileged = spec_with_mounts(&env, serde_json::json!([]), false);
+        let err = container_request(&unprivileged, &policy()).unwrap_err();
+        assert!(
+            matches!(&err, RequestError::MigUnprivileged { name } if name == MIG_CONFIG_ENV),
+            "{err}"
+        );
+        // A container that asks for no GPU is left alone, whatever else it sets.
+        let no_gpu = spec_with_mounts(
+            &["NVIDIA_MIG_CONFIG_DEVICES=all"],
+            serde_json::json!([]),
+            false,
+        );
+        assert!(container_request(&no_gpu, &policy()).unwrap().is_none());
     }
 }

@@ -121,8 +121,13 @@ pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared,
         return Ok(Prepared::Untouched);
     };
     // The plan's device nodes are what the hook will mount: the same nodes go into the spec.
-    // Requirements are left to the hook (it loads libcuda/NVML only when they need checking).
-    let inventory = Inventory::read(&config.driver, InventoryNeeds::default())?;
+    // Requirements are left to the hook (it loads libcuda/NVML only when they need checking);
+    // MIG devices need NVML here too, for their capability nodes.
+    let needs = InventoryNeeds {
+        mig: request.needs_mig(),
+        ..InventoryNeeds::default()
+    };
+    let inventory = Inventory::read(&config.driver, needs)?;
     let mut device_request = request.clone();
     device_request.requirements.clear();
     let plan = plan::plan(

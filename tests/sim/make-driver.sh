@@ -7,6 +7,8 @@
 #   OUT/dev/     device nodes (real majors, no kernel driver behind them), IMEX channels 0-1
 #   OUT/proc/driver/nvidia/  version, params, registry, gpus/<bus id>/information
 # Env: SIM_CUDA_VERSION (default 13000) is what libcuda's cuDriverGetVersion reports.
+#      SIM_MIG=1 puts GPU 0 in MIG mode with 2 MIG devices (GPU instances 1 and 2, compute
+#      instance 0 each): OUT/proc/driver/nvidia/capabilities/ and OUT/dev/nvidia-caps/.
 set -euo pipefail
 
 if [ "$#" -ne 2 ]; then
@@ -26,6 +28,12 @@ VERSION=580.159.04
 CUDA_VERSION=${SIM_CUDA_VERSION:-13000}
 case "$CUDA_VERSION" in
     '' | *[!0-9]*) echo "$0: SIM_CUDA_VERSION must be a number" >&2; exit 2 ;;
+esac
+SIM_MIG=${SIM_MIG:-0}
+case "$SIM_MIG" in
+    0) ;;
+    1) if [ "$NGPUS" -lt 1 ]; then echo "$0: SIM_MIG=1 needs a GPU" >&2; exit 2; fi ;;
+    *) echo "$0: SIM_MIG must be 0 or 1" >&2; exit 2 ;;
 esac
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -50,6 +58,7 @@ DEFS=(
     "-DSIM_CUDA_VERSION=$CUDA_VERSION"
     "-DSIM_PROC=$(cstr "$OUT/proc/driver/nvidia/gpus")"
     "-DSIM_DEV=$(cstr "$OUT/dev")"
+    "-DSIM_CAPS=$(cstr "$OUT/proc/driver/nvidia/capabilities")"
 )
 
 # ---- libraries -------------------------------------------------------------
@@ -212,6 +221,29 @@ for ((i = 0; i < NGPUS; i++)); do
         printf 'GPU Excluded:\t No\n'
     } >"$PROC/gpus/$bus/information"
 done
+
+# ---- MIG (SIM_MIG=1) ------------------------------------------------------------
+# The driver's capability files and nodes for GPU 0 (minor 0) in MIG mode, with the minors the
+# real driver gives (/proc/driver/nvidia-caps/mig-minors): config 1, monitor 2, gpu0/gi<G>
+# 3+9G, its ci<C> 4+9G+C. nvidia-caps has a dynamic major; 508 is unregistered here, so an
+# allowed open gives ENXIO like the GPU nodes.
+if [ "$SIM_MIG" = 1 ]; then
+    CAPS_MAJOR=508
+    CAPS=$PROC/capabilities
+    mkdir -p "$CAPS/mig" "$OUT/dev/nvidia-caps"
+    # cap FILE MINOR MODE: the procfs file and its node.
+    cap() {
+        mkdir -p "$(dirname "$1")"
+        printf 'DeviceFileMinor: %d\nDeviceFileMode: %d\nDeviceFileModify: 1\n' "$2" "$((8#$3))" >"$1"
+        mknod -m "$3" "$OUT/dev/nvidia-caps/nvidia-cap$2" c "$CAPS_MAJOR" "$2"
+    }
+    cap "$CAPS/mig/config" 1 0400
+    cap "$CAPS/mig/monitor" 2 0444
+    for gi in 1 2; do
+        cap "$CAPS/gpu0/mig/gi$gi/access" $((3 + 9 * gi)) 0444
+        cap "$CAPS/gpu0/mig/gi$gi/ci0/access" $((4 + 9 * gi)) 0444
+    done
+fi
 
 rm -rf -- "$BUILD"
 echo "sim driver: $1 ($NGPUS GPUs)"

@@ -9,7 +9,17 @@
  * or fails with ENXIO/ENODEV (the simulated node carries the real major 195
  * but no kernel driver answers it). ENOENT, EPERM (device cgroup) and EACCES
  * hide it. When the GPU list came from SIM_PROC and /dev/nvidia<minor> does
- * not exist, the baked-in SIM_DEV/nvidia<minor> is tried the same way. */
+ * not exist, the baked-in SIM_DEV/nvidia<minor> is tried the same way.
+ *
+ * MIG: a GPU is in MIG mode when capabilities/gpu<minor>/mig exists in the
+ * driver's procfs (/proc/driver/nvidia/capabilities next to the gpus/ used,
+ * else SIM_CAPS). Its MIG devices are the gi<G>/ci<C> directories there, in
+ * (G, C) order, numbered from 0; one is visible only if the nodes
+ * /dev/nvidia-caps/nvidia-cap<minor> named by both gi<G>/access and
+ * gi<G>/ci<C>/access (DeviceFileMinor) are usable, as above but opened
+ * read-only. So a container lists exactly the MIG devices whose capability
+ * files and nodes the hook gave it. MIG UUIDs are derived:
+ * MIG-5e1f0000-0000-4000-9000-<minor:4 hex><G:4 hex><C:4 hex>. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sim_nvml.h"
@@ -27,6 +38,9 @@
 #ifndef SIM_DEV
 #define SIM_DEV "/nonexistent/dev"
 #endif
+#ifndef SIM_CAPS
+#define SIM_CAPS "/nonexistent/proc/driver/nvidia/capabilities"
+#endif
 #ifndef SIM_DRIVER_VERSION
 #define SIM_DRIVER_VERSION "580.159.04"
 #endif
@@ -35,17 +49,28 @@
 #endif
 
 #define REAL_PROC "/proc/driver/nvidia/gpus"
+#define REAL_CAPS "/proc/driver/nvidia/capabilities"
 #define MAX_GPUS 64
+/* What the driver reports for an H100. */
+#define MAX_MIG 7
 
 struct nvmlDevice_st {
 	char bus_id[256];
 	char name[96];
 	char uuid[96];
 	unsigned int minor;
+	/* Full GPUs: MIG mode and their MIG devices in migs[]. */
+	int mig_enabled;
+	unsigned int mig_first, mig_count;
+	/* MIG devices: their parent, GPU and compute instance. */
+	struct nvmlDevice_st *parent;
+	unsigned int gi, ci;
 };
 
 static struct nvmlDevice_st devices[MAX_GPUS];
 static unsigned int device_count;
+static struct nvmlDevice_st migs[MAX_GPUS * MAX_MIG];
+static unsigned int mig_total;
 static int init_count;
 
 static void trim(char *s)
@@ -109,6 +134,35 @@ static int try_node(const char *path)
 	return errno;
 }
 
+/* 0 when the capability node opens read-only (or would, but for the missing
+ * kernel driver), else the errno that hides it. */
+static int try_cap_node(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == ENXIO || errno == ENODEV)
+		return 0;
+	return errno;
+}
+
+static int cap_usable(unsigned int minor, int from_sim)
+{
+	char path[4096];
+	int err;
+
+	snprintf(path, sizeof path, "/dev/nvidia-caps/nvidia-cap%u", minor);
+	err = try_cap_node(path);
+	if (err == ENOENT && from_sim) {
+		snprintf(path, sizeof path, "%s/nvidia-caps/nvidia-cap%u", SIM_DEV, minor);
+		err = try_cap_node(path);
+	}
+	return err == 0;
+}
+
 static int node_usable(unsigned int minor, int from_sim)
 {
 	char path[4096];
@@ -128,6 +182,112 @@ static int skip_dots(const struct dirent *d)
 	return d->d_name[0] != '.';
 }
 
+/* The DeviceFileMinor of a capability file, or -1. */
+static long read_cap_minor(const char *path)
+{
+	char line[256];
+	long minor = -1;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (strncmp(line, "DeviceFileMinor:", 16) == 0) {
+			minor = strtol(line + 16, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return minor;
+}
+
+/* The number after `prefix` in a directory entry name (gi3 -> 3), or -1. */
+static long numbered(const char *name, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	char *end;
+	long v;
+
+	if (strncmp(name, prefix, n) != 0 || name[n] < '0' || name[n] > '9')
+		return -1;
+	v = strtol(name + n, &end, 10);
+	return *end == '\0' ? v : -1;
+}
+
+static int by_number(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The sorted ids of the `prefix<N>` subdirectories of dir; returns how many. */
+static int list_ids(const char *dir, const char *prefix, long *ids, int max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL && n < max) {
+		long id = numbered(e->d_name, prefix);
+
+		if (id >= 0)
+			ids[n++] = id;
+	}
+	closedir(d);
+	qsort(ids, (size_t)n, sizeof *ids, by_number);
+	return n;
+}
+
+static void scan_mig(struct nvmlDevice_st *gpu, const char *caps_root, int from_sim)
+{
+	char mig_dir[4096];
+	long gis[64], cis[64];
+	int ngi, nci, i, j;
+	struct stat st;
+
+	gpu->mig_first = mig_total;
+	gpu->mig_count = 0;
+	snprintf(mig_dir, sizeof mig_dir, "%s/gpu%u/mig", caps_root, gpu->minor);
+	gpu->mig_enabled = stat(mig_dir, &st) == 0 && S_ISDIR(st.st_mode);
+	if (!gpu->mig_enabled)
+		return;
+	ngi = list_ids(mig_dir, "gi", gis, 64);
+	for (i = 0; i < ngi; i++) {
+		char gi_dir[4200], path[4400];
+		long gi_minor;
+
+		snprintf(gi_dir, sizeof gi_dir, "%s/gi%ld", mig_dir, gis[i]);
+		snprintf(path, sizeof path, "%s/access", gi_dir);
+		gi_minor = read_cap_minor(path);
+		nci = list_ids(gi_dir, "ci", cis, 64);
+		for (j = 0; j < nci; j++) {
+			struct nvmlDevice_st *mig;
+			long ci_minor;
+
+			snprintf(path, sizeof path, "%s/ci%ld/access", gi_dir, cis[j]);
+			ci_minor = read_cap_minor(path);
+			if (gi_minor < 0 || ci_minor < 0 || gpu->mig_count >= MAX_MIG
+			    || !cap_usable((unsigned int)gi_minor, from_sim)
+			    || !cap_usable((unsigned int)ci_minor, from_sim))
+				continue;
+			mig = &migs[mig_total++];
+			memset(mig, 0, sizeof *mig);
+			mig->parent = gpu;
+			mig->minor = gpu->minor;
+			mig->gi = (unsigned int)gis[i];
+			mig->ci = (unsigned int)cis[j];
+			snprintf(mig->bus_id, sizeof mig->bus_id, "%s", gpu->bus_id);
+			snprintf(mig->name, sizeof mig->name, "%.80s MIG 3g.40gb", gpu->name);
+			snprintf(mig->uuid, sizeof mig->uuid, "MIG-5e1f0000-0000-4000-9000-%04x%04x%04x",
+				 gpu->minor & 0xffff, mig->gi & 0xffff, mig->ci & 0xffff);
+			gpu->mig_count++;
+		}
+	}
+}
+
 static void scan(void)
 {
 	struct dirent **names = NULL;
@@ -136,6 +296,7 @@ static void scan(void)
 	int n, i;
 
 	device_count = 0;
+	mig_total = 0;
 	n = scandir(root, &names, skip_dots, alphasort);
 	if (n < 0) {
 		root = SIM_PROC;
@@ -152,8 +313,11 @@ static void scan(void)
 		snprintf(dev.bus_id, sizeof dev.bus_id, "%s", names[i]->d_name);
 		snprintf(path, sizeof path, "%s/%s/information", root, names[i]->d_name);
 		if (device_count < MAX_GPUS && read_information(path, &dev) == 0
-		    && node_usable(dev.minor, from_sim))
-			devices[device_count++] = dev;
+		    && node_usable(dev.minor, from_sim)) {
+			devices[device_count] = dev;
+			scan_mig(&devices[device_count], from_sim ? SIM_CAPS : REAL_CAPS, from_sim);
+			device_count++;
+		}
 		free(names[i]);
 	}
 	free(names);
@@ -206,13 +370,31 @@ static int copy_out(char *dst, unsigned int length, const char *src)
 	return NVML_SUCCESS;
 }
 
+static int is_gpu(nvmlDevice_t device)
+{
+	return device != NULL && device >= devices && device < devices + device_count;
+}
+
+static int is_mig(nvmlDevice_t device)
+{
+	return device != NULL && device >= migs && device < migs + mig_total;
+}
+
+/* A full GPU or MIG device handle of this initialisation. */
 static int check_device(nvmlDevice_t device)
 {
 	if (init_count == 0)
 		return NVML_ERROR_UNINITIALIZED;
-	if (device == NULL || device < devices || device >= devices + device_count)
+	if (!is_gpu(device) && !is_mig(device))
 		return NVML_ERROR_INVALID_ARGUMENT;
 	return NVML_SUCCESS;
+}
+
+static int check_gpu(nvmlDevice_t device)
+{
+	int rc = check_device(device);
+
+	return rc == NVML_SUCCESS && !is_gpu(device) ? NVML_ERROR_INVALID_ARGUMENT : rc;
 }
 
 int nvmlSystemGetDriverVersion(char *version, unsigned int length)
@@ -304,4 +486,90 @@ int nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major, int *min
 	*major = 9;
 	*minor = 0;
 	return NVML_SUCCESS;
+}
+
+int nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode)
+{
+	int rc = check_gpu(device);
+
+	if (rc != NVML_SUCCESS)
+		return rc;
+	if (currentMode == NULL || pendingMode == NULL)
+		return NVML_ERROR_INVALID_ARGUMENT;
+	*currentMode = *pendingMode = device->mig_enabled ? NVML_DEVICE_MIG_ENABLE : 0;
+	return NVML_SUCCESS;
+}
+
+int nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count)
+{
+	int rc = check_gpu(device);
+
+	if (rc != NVML_SUCCESS)
+		return rc;
+	if (count == NULL)
+		return NVML_ERROR_INVALID_ARGUMENT;
+	*count = MAX_MIG;
+	return NVML_SUCCESS;
+}
+
+int nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, nvmlDevice_t *migDevice)
+{
+	int rc = check_gpu(device);
+
+	if (rc != NVML_SUCCESS)
+		return rc;
+	if (migDevice == NULL || index >= MAX_MIG)
+		return NVML_ERROR_INVALID_ARGUMENT;
+	if (!device->mig_enabled || index >= device->mig_count)
+		return NVML_ERROR_NOT_FOUND;
+	*migDevice = &migs[device->mig_first + index];
+	return NVML_SUCCESS;
+}
+
+int nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int *isMigDevice)
+{
+	int rc = check_device(device);
+
+	if (rc != NVML_SUCCESS)
+		return rc;
+	if (isMigDevice == NULL)
+		return NVML_ERROR_INVALID_ARGUMENT;
+	*isMigDevice = (unsigned int)is_mig(device);
+	return NVML_SUCCESS;
+}
+
+int nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t migDevice, nvmlDevice_t *device)
+{
+	int rc = check_device(migDevice);
+
+	if (rc != NVML_SUCCESS)
+		return rc;
+	if (device == NULL || !is_mig(migDevice))
+		return NVML_ERROR_INVALID_ARGUMENT;
+	*device = migDevice->parent;
+	return NVML_SUCCESS;
+}
+
+static int instance_id(nvmlDevice_t device, unsigned int *id, int compute)
+{
+	int rc = check_device(device);
+
+	if (rc != NVML_SUCCESS)
+		return rc;
+	if (id == NULL)
+		return NVML_ERROR_INVALID_ARGUMENT;
+	if (!is_mig(device))
+		return NVML_ERROR_NOT_SUPPORTED;
+	*id = compute ? device->ci : device->gi;
+	return NVML_SUCCESS;
+}
+
+int nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int *id)
+{
+	return instance_id(device, id, 0);
+}
+
+int nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int *id)
+{
+	return instance_id(device, id, 1);
 }

@@ -16,6 +16,7 @@ typedef struct nvmlDevice_st *nvmlDevice_t;
 #define NVML_ERROR_UNKNOWN 999
 
 #define NVML_BRAND_TESLA 2
+#define NVML_DEVICE_MIG_ENABLE 1
 
 int nvmlInit_v2(void);
 int nvmlInit(void);
@@ -31,5 +32,12 @@ int nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length);
 int nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int *minorNumber);
 int nvmlDeviceGetBrand(nvmlDevice_t device, int *type);
 int nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major, int *minor);
+int nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode);
+int nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count);
+int nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, nvmlDevice_t *migDevice);
+int nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int *isMigDevice);
+int nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t migDevice, nvmlDevice_t *device);
+int nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int *id);
+int nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int *id);
 
 #endif

@@ -1,6 +1,7 @@
 /* Simulated nvidia-smi: linked against the simulated libnvidia-ml.so.1, so it
  * only runs where the dynamic loader can find that library (ld cache,
- * LD_LIBRARY_PATH). Supports `nvidia-smi` and `nvidia-smi -L`. */
+ * LD_LIBRARY_PATH). Supports `nvidia-smi` and `nvidia-smi -L`; -L lists the
+ * MIG devices of a GPU in MIG mode under it, as the real one does. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,33 @@ static int failed(const char *what, int rc)
 	fprintf(stderr, "%s failed: %s\n", what, nvmlErrorString(rc));
 	nvmlShutdown();
 	return 255;
+}
+
+/* `  MIG 3g.40gb     Device  0: (UUID: MIG-...)` per MIG device of dev. */
+static int list_mig(nvmlDevice_t dev)
+{
+	unsigned int current = 0, pending = 0, max = 0, i;
+	int rc = nvmlDeviceGetMigMode(dev, &current, &pending);
+
+	if (rc != NVML_SUCCESS || current != NVML_DEVICE_MIG_ENABLE)
+		return NVML_SUCCESS;
+	rc = nvmlDeviceGetMaxMigDeviceCount(dev, &max);
+	if (rc != NVML_SUCCESS)
+		return rc;
+	for (i = 0; i < max; i++) {
+		nvmlDevice_t mig;
+		char uuid[96];
+
+		rc = nvmlDeviceGetMigDeviceHandleByIndex(dev, i, &mig);
+		if (rc == NVML_ERROR_NOT_FOUND)
+			continue;
+		if (rc == NVML_SUCCESS)
+			rc = nvmlDeviceGetUUID(mig, uuid, sizeof uuid);
+		if (rc != NVML_SUCCESS)
+			return rc;
+		printf("  MIG 3g.40gb     Device %2u: (UUID: %s)\n", i, uuid);
+	}
+	return NVML_SUCCESS;
 }
 
 int main(int argc, char **argv)
@@ -66,9 +94,12 @@ int main(int argc, char **argv)
 			rc = nvmlDeviceGetMinorNumber(dev, &minor);
 		if (rc != NVML_SUCCESS)
 			return failed("querying a GPU", rc);
-		if (list)
+		if (list) {
 			printf("GPU %u: %s (UUID: %s)\n", i, name, uuid);
-		else
+			rc = list_mig(dev);
+			if (rc != NVML_SUCCESS)
+				return failed("listing MIG devices", rc);
+		} else
 			printf("| %3u  %-31s %5u  %-40s |\n", i, name, minor, uuid);
 	}
 	if (!list)

@@ -89,14 +89,26 @@ pub struct Sim {
 
 impl Sim {
     pub fn build(gpus: usize) -> Sim {
+        Sim::make(gpus, false)
+    }
+    /// The same with MIG on GPU 0: two MIG devices (see tests/sim/README.md).
+    pub fn build_with_mig(gpus: usize) -> Sim {
+        Sim::make(gpus, true)
+    }
+    fn make(gpus: usize, mig: bool) -> Sim {
         let dir = tempfile::Builder::new()
             .prefix("gpuhook-sim-")
             .tempdir()
             .unwrap();
-        sh(Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .arg(repo().join("tests/sim/make-driver.sh"))
             .arg(dir.path())
-            .arg(gpus.to_string()));
+            .arg(gpus.to_string());
+        if mig {
+            command.env("SIM_MIG", "1");
+        }
+        sh(&mut command);
         Sim { dir, gpus }
     }
     pub fn driver_root(&self) -> PathBuf {

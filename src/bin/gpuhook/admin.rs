@@ -20,6 +20,7 @@ pub fn info(config: &Config, as_json: bool) -> ExitCode {
         InventoryNeeds {
             cuda_version: true,
             gpu_details: true,
+            mig: true,
         },
     );
     let (inventory, note) = match detailed {
@@ -29,10 +30,17 @@ pub fn info(config: &Config, as_json: bool) -> ExitCode {
             Err(e) => return fail(None, &e.to_string()),
         },
     };
+    let mig_of = |index: u32| {
+        inventory
+            .mig
+            .as_ref()
+            .and_then(|m| m.gpus.iter().find(|g| g.gpu == index))
+    };
     let gpus: Vec<serde_json::Value> = inventory
         .gpus
         .iter()
         .map(|g| {
+            let mig = mig_of(g.index);
             json!({
                 "index": g.index,
                 "uuid": g.info.uuid,
@@ -42,6 +50,13 @@ pub fn info(config: &Config, as_json: bool) -> ExitCode {
                 "device": g.device.as_ref().map(|d| d.host_path.display().to_string()),
                 "arch": g.arch,
                 "brand": g.brand,
+                "mig_mode": mig.map(|m| if m.enabled { "enabled" } else { "disabled" }),
+                "mig_devices": mig.map(|m| m.devices.iter().map(|d| json!({
+                    "index": d.index,
+                    "uuid": d.uuid,
+                    "gpu_instance": d.gpu_instance,
+                    "compute_instance": d.compute_instance,
+                })).collect::<Vec<_>>()),
             })
         })
         .collect();
@@ -63,17 +78,29 @@ pub fn info(config: &Config, as_json: bool) -> ExitCode {
         "cuda {}",
         inventory.cuda_version.as_deref().unwrap_or("unknown")
     );
-    println!("GPU  UUID                                      BUS ID            MINOR  ARCH  MODEL");
+    println!("GPU  UUID                                      BUS ID            MINOR  ARCH  MIG       MODEL");
     for g in &inventory.gpus {
+        let mig = mig_of(g.index);
         println!(
-            "{:<4} {:<41} {:<17} {:<6} {:<5} {}",
+            "{:<4} {:<41} {:<17} {:<6} {:<5} {:<9} {}",
             g.index,
             g.info.uuid,
             g.info.bus_id,
             g.info.minor,
             g.arch.as_deref().unwrap_or("?"),
+            match mig {
+                Some(m) if m.enabled => "enabled",
+                Some(_) => "disabled",
+                None => "?",
+            },
             g.info.model
         );
+        for d in mig.map(|m| m.devices.as_slice()).unwrap_or_default() {
+            println!(
+                "  {}:{}  {}  (GI {}, CI {})",
+                g.index, d.index, d.uuid, d.gpu_instance, d.compute_instance
+            );
+        }
     }
     if let Some(note) = note {
         println!("note: details unavailable ({note})");
