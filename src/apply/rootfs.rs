@@ -81,16 +81,9 @@ impl Rootfs {
                 };
                 let parent_fd = self.open_or_create(parent, TargetType::Directory)?;
                 self.create(&parent_fd, name, inner, wanted)?;
-                resolve_in_root(&self.fd, inner).map_err(|e| {
-                    ApplyError::io(format!("open {} in the container", inner.display()), e)
-                })?
+                resolve_in_root(&self.fd, inner).map_err(|e| resolve_error(inner, e))?
             }
-            Err(e) => {
-                return Err(ApplyError::io(
-                    format!("resolve {} in the container", inner.display()),
-                    e,
-                ))
-            }
+            Err(e) => return Err(resolve_error(inner, e)),
         };
         check_target(&fd, inner, wanted)?;
         Ok(fd)
@@ -161,6 +154,23 @@ pub fn remove_created(rootfs: &Path, created: &[(PathBuf, TargetType)]) {
     }
 }
 
+/// A resolution failure, worded for the two an image causes on purpose.
+fn resolve_error(inner: &Path, errno: Errno) -> ApplyError {
+    let problem = match errno {
+        Errno::NOTDIR => "has a path component that is not a directory in the image",
+        // RESOLVE_NO_MAGICLINKS reports a /proc/<pid>/... link as a loop.
+        Errno::LOOP => {
+            "is reached through a symlink loop or a /proc magic link in the image (neither \
+             is followed)"
+        }
+        e => return ApplyError::io(format!("resolve {} in the container", inner.display()), e),
+    };
+    ApplyError::Target {
+        path: inner.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
 /// Absolute, no `.`/`..` components: plans only hold such paths, this enforces it.
 fn normalized(inner: &Path) -> Result<PathBuf, ApplyError> {
     let mut out = PathBuf::from("/");
@@ -218,8 +228,7 @@ fn check_filesystem(fd: &impl AsFd, inner: &Path) -> Result<(), ApplyError> {
 
 /// `/proc/driver/nvidia` (or `/proc/driver`) inside the container's procfs, for the mask.
 pub fn proc_mask_target(rootfs: &Rootfs, inner: &Path) -> Result<OwnedFd, ApplyError> {
-    let fd = resolve_in_root(rootfs.fd(), inner)
-        .map_err(|e| ApplyError::io(format!("open {} in the container", inner.display()), e))?;
+    let fd = resolve_in_root(rootfs.fd(), inner).map_err(|e| resolve_error(inner, e))?;
     let fs = rustix::fs::fstatfs(&fd)
         .map_err(|e| ApplyError::io(format!("statfs {}", inner.display()), e))?;
     if fs.f_type as i64 != PROC_SUPER_MAGIC {
