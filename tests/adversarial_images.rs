@@ -9,7 +9,7 @@ mod support;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use support::watch::{assert_one_clear_line, build_c, HostWatch};
+use support::watch::{assert_one_clear_line, build_c, left_in_rootfs, test_mount, HostWatch};
 use support::*;
 
 /// Checks every kind of file the hook gives; prints ALL-OK only when all are right.
@@ -386,26 +386,13 @@ fn wrong_file_types_are_refused_naming_the_path() {
         assert!(!out.success, "{context}: started:\n{}", out.stdout);
         assert_one_clear_line(&out.stderr, &bundle.id, &format!("/{inner}"), &context);
         eprintln!("{context}: {}", out.stderr.trim());
-        let after = tree_fingerprint(&bundle.rootfs());
-        let left: Vec<&String> = after
-            .difference(&rootfs_before)
-            .filter(|entry| !made_by_ldconfig(entry))
-            .collect();
+        let left = left_in_rootfs(&rootfs_before, &bundle.rootfs());
         assert!(
             left.is_empty(),
             "{context}: the failed run left files in the rootfs: {left:?}"
         );
         host.assert_unchanged(&context);
     }
-}
-
-/// What a failed ldconfig run leaves in the rootfs (a `tree_fingerprint` entry): the soname
-/// links it made in the library directory and its temporary cache file. Both are the
-/// container's own files; only the hook's placeholders are taken back.
-fn made_by_ldconfig(entry: &str) -> bool {
-    let mut fields = entry.split(' ');
-    let (path, kind) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
-    (path.starts_with("usr/lib/x86_64-linux-gnu/lib") && kind == "l") || path == "etc/ld.so.cache~"
 }
 
 /// `/usr/bin/nvidia-smi` already in the image as a symlink to a host path: never followed out.
@@ -558,6 +545,7 @@ fn rootfs_on_a_read_only_mount() {
     );
     let rootfs = bundle.rootfs();
     let rootfs_before = tree_fingerprint(&rootfs);
+    test_mount(&rootfs);
     sh(std::process::Command::new("mount")
         .args(["--bind", "-o", "ro"])
         .arg(&rootfs)

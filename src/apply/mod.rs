@@ -134,8 +134,10 @@ pub fn mask_proc_driver(view: &ProcDriverView, container: &Container) -> Result<
         "/proc/driver"
     };
     in_container(container, |rootfs| {
-        let target = rootfs::proc_mask_target(rootfs, Path::new(proc_target))?;
-        proc_mask.attach(&target, Path::new(proc_target))
+        match rootfs::proc_mask_target(rootfs, Path::new(proc_target))? {
+            Some(target) => proc_mask.attach(&target, Path::new(proc_target)),
+            None => Ok(()),
+        }
     })
 }
 
@@ -227,6 +229,8 @@ fn attach_all(
         let target = rootfs.mount_target(&entry.container_path, wanted)?;
         detached.attach(&target, &entry.container_path)?;
     }
-    let target = rootfs::proc_mask_target(rootfs, proc_target)?;
-    proc_mask.attach(&target, proc_target)
+    match rootfs::proc_mask_target(rootfs, proc_target)? {
+        Some(target) => proc_mask.attach(&target, proc_target),
+        None => Ok(()),
+    }
 }

@@ -23,6 +23,7 @@ pub enum TargetType {
 /// Filesystems a bind mount must never land on through a symlink in the image.
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 pub struct Rootfs {
     path: PathBuf,
@@ -226,16 +227,24 @@ fn check_filesystem(fd: &impl AsFd, inner: &Path) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// `/proc/driver/nvidia` (or `/proc/driver`) inside the container's procfs, for the mask.
-pub fn proc_mask_target(rootfs: &Rootfs, inner: &Path) -> Result<OwnedFd, ApplyError> {
+/// `/proc/driver/nvidia` (or `/proc/driver`) inside the container's procfs, for the mask;
+/// `None` when an earlier run's mask is already there (the hook run twice for one container).
+pub fn proc_mask_target(rootfs: &Rootfs, inner: &Path) -> Result<Option<OwnedFd>, ApplyError> {
     let fd = resolve_in_root(rootfs.fd(), inner).map_err(|e| resolve_error(inner, e))?;
     let fs = rustix::fs::fstatfs(&fd)
         .map_err(|e| ApplyError::io(format!("statfs {}", inner.display()), e))?;
-    if fs.f_type as i64 != PROC_SUPER_MAGIC {
+    let magic = fs.f_type as i64;
+    // runc allows no mount of the spec's below /proc there, and masks paths only after the
+    // hooks ran: a read-only tmpfs mounted right there is a mask a hook made.
+    let read_only = fs.f_flags as u64 & libc::ST_RDONLY != 0;
+    if magic == TMPFS_MAGIC && read_only && super::mount::is_mount_root(&fd).is_some() {
+        return Ok(None);
+    }
+    if magic != PROC_SUPER_MAGIC {
         return Err(ApplyError::Target {
             path: inner.to_path_buf(),
             problem: "is not on the container's procfs".into(),
         });
     }
-    Ok(fd)
+    Ok(Some(fd))
 }

@@ -98,8 +98,8 @@ impl HostWatch {
             );
         }
         assert_eq!(
-            host_mounts(),
-            self.mounts_before,
+            without_test_mounts(host_mounts()),
+            without_test_mounts(self.mounts_before.clone()),
             "{context}: host mount table changed"
         );
     }
@@ -109,6 +109,55 @@ impl Default for HostWatch {
     fn default() -> HostWatch {
         HostWatch::new()
     }
+}
+
+/// Mount points tests of this binary mount on purpose (a full tmpfs, a read-only bind): left
+/// out of every test's mount table comparison, since tests run in parallel.
+static TEST_MOUNTS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Records `mount_point` as a test's own mount; call before mounting there.
+pub fn test_mount(mount_point: &Path) {
+    TEST_MOUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(mount_point.to_path_buf());
+}
+
+/// Where container engines mount in the host's namespace: the private daemons of the engine,
+/// CDI and package suites (which may run at the same time, from this checkout or another) and
+/// system engines. No path an attack on the hook aims at (the canary tree, a bundle's rootfs,
+/// `/etc`, `/usr`, `/lib`, `/dev`, `/run/nvidia-persistenced`, `/proc`) starts so.
+const ENGINE_MOUNTS: &[&str] = &[
+    "/tmp/gpuhook-docker-",
+    "/tmp/gpuhook-pkg-docker-",
+    "/tmp/gpuhook-containerd-",
+    "/tmp/gpuhook-podman-",
+    "/tmp/gpuhook-cdi-",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/containers",
+    "/run/docker",
+    "/run/containerd",
+    "/run/containers",
+    "/run/netns",
+    "/run/user",
+    "/var/run/docker",
+    "/var/run/netns",
+];
+
+fn without_test_mounts(mounts: BTreeSet<String>) -> BTreeSet<String> {
+    let ours = TEST_MOUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    mounts
+        .into_iter()
+        .filter(|m| {
+            let point = m.split(' ').next().unwrap_or("");
+            !ours.iter().any(|p| Path::new(point) == p)
+                && !ENGINE_MOUNTS.iter().any(|prefix| point.starts_with(prefix))
+        })
+        .collect()
 }
 
 /// `/etc` without the subtrees that container engines and package tests of other suites on
@@ -191,4 +240,33 @@ pub fn build_c(source: &str, out: &Path, args: &[&str]) {
         .arg(out)
         .arg(&src)
         .args(args));
+}
+
+/// What a failed run left in a rootfs: `tree_fingerprint` entries added since `before`, less
+/// directory sizes (they follow entries added and removed) and what a failed ldconfig run
+/// leaves (the soname links it made in the library directory and its temporary cache file:
+/// the container's own files; only the hook's placeholders are taken back).
+pub fn left_in_rootfs(before: &BTreeSet<String>, rootfs: &Path) -> Vec<String> {
+    let strip = |set: &BTreeSet<String>| -> BTreeSet<String> {
+        set.iter()
+            .map(|e| {
+                let f: Vec<&str> = e.split(' ').collect();
+                match f.as_slice() {
+                    [path, "d", ..] => format!("{path} d"),
+                    _ => e.clone(),
+                }
+            })
+            .collect()
+    };
+    strip(&tree_fingerprint(rootfs))
+        .difference(&strip(before))
+        .filter(|e| !made_by_ldconfig(e))
+        .cloned()
+        .collect()
+}
+
+fn made_by_ldconfig(entry: &str) -> bool {
+    let mut fields = entry.split(' ');
+    let (path, kind) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+    (path.starts_with("usr/lib/x86_64-linux-gnu/lib") && kind == "l") || path == "etc/ld.so.cache~"
 }
