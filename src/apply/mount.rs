@@ -147,9 +147,7 @@ impl DetachedMount {
         )
         .map_err(|e| ApplyError::io(format!("mount {} in the container", what.display()), e))
     }
-}
 
-impl DetachedMount {
     fn is_mounted_at(&self, target: &impl AsFd) -> bool {
         let Ok(source) = rustix::fs::fstat(&self.fd) else {
             return false;

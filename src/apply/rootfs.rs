@@ -234,8 +234,8 @@ pub fn proc_mask_target(rootfs: &Rootfs, inner: &Path) -> Result<Option<OwnedFd>
     let fs = rustix::fs::fstatfs(&fd)
         .map_err(|e| ApplyError::io(format!("statfs {}", inner.display()), e))?;
     let magic = fs.f_type as i64;
-    // runc allows no mount of the spec's below /proc there, and masks paths only after the
-    // hooks ran: a read-only tmpfs mounted right there is a mask a hook made.
+    // runc refuses the spec's mounts below /proc (but for a few lxcfs files) and masks paths
+    // only after the hooks ran: a read-only tmpfs mounted right here was put there by a hook.
     let read_only = fs.f_flags as u64 & libc::ST_RDONLY != 0;
     if magic == TMPFS_MAGIC && read_only && super::mount::is_mount_root(&fd).is_some() {
         return Ok(None);
