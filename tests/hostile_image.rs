@@ -7,58 +7,8 @@ mod support;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
+use support::watch::HostWatch;
 use support::*;
-
-/// The host paths the image attacks: a directory outside the bundle, `/etc`, the mount table.
-struct HostWatch {
-    victim: tempfile::TempDir,
-    victim_before: std::collections::BTreeSet<String>,
-    etc_before: std::collections::BTreeSet<String>,
-    mounts_before: std::collections::BTreeSet<String>,
-}
-
-impl HostWatch {
-    fn new() -> HostWatch {
-        let victim = tempfile::Builder::new()
-            .prefix("gpuhook-victim-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(victim.path().join("lib")).unwrap();
-        std::fs::create_dir_all(victim.path().join("bin")).unwrap();
-        std::fs::create_dir_all(victim.path().join("run")).unwrap();
-        std::fs::write(victim.path().join("ld.so.cache"), b"host cache").unwrap();
-        HostWatch {
-            victim_before: tree_fingerprint(victim.path()),
-            victim,
-            etc_before: tree_fingerprint(Path::new("/etc")),
-            mounts_before: host_mounts(),
-        }
-    }
-    fn path(&self) -> String {
-        self.victim.path().display().to_string()
-    }
-    fn assert_unchanged(&self, context: &str) {
-        assert_eq!(
-            tree_fingerprint(self.victim.path()),
-            self.victim_before,
-            "victim directory changed: {context}"
-        );
-        assert_eq!(
-            std::fs::read(self.victim.path().join("ld.so.cache")).unwrap(),
-            b"host cache"
-        );
-        assert_eq!(
-            tree_fingerprint(Path::new("/etc")),
-            self.etc_before,
-            "host /etc changed: {context}"
-        );
-        assert_eq!(
-            host_mounts(),
-            self.mounts_before,
-            "host mount table changed: {context}"
-        );
-    }
-}
 
 fn replace_with_symlink(rootfs: &Path, inner: &str, target: &str) {
     let path = rootfs.join(inner);
@@ -75,7 +25,7 @@ fn absolute_and_climbing_symlinks_stay_inside_the_rootfs() {
     }
     let sim = Sim::build(1);
     let host = HostWatch::new();
-    let v = host.path();
+    let v = host.dir();
     let log = std::env::temp_dir().join("gpuhook-test-hostile.log");
     let script = "ls /usr/lib/x86_64-linux-gnu; nvidia-smi -L";
     let bundle = Bundle::new(
@@ -122,7 +72,7 @@ fn magic_and_dangling_links_are_refused_with_a_clear_error() {
     }
     let sim = Sim::build(1);
     let host = HostWatch::new();
-    let v = host.path();
+    let v = host.dir();
     let log = std::env::temp_dir().join("gpuhook-test-magic.log");
     for (name, inner, target) in [
         (

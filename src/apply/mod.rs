@@ -4,9 +4,9 @@
 //! Order matters for safety and for cleanup:
 //! 1. on the host: open every source as a detached mount with its final flags, build the
 //!    `/proc/driver/nvidia` mask, open the host ldconfig, add the device cgroup rules;
-//! 2. enter the container's mount namespace and attach each mount onto a target resolved
-//!    inside the rootfs;
-//! 3. rebuild the container's ld cache.
+//! 2. drop every capability the rest does not need (see [`privileges`]), enter the container's
+//!    mount namespace and attach each mount onto a target resolved inside the rootfs;
+//! 3. rebuild the container's ld cache with a confined host ldconfig.
 //!
 //! All mounts live in the container's mount namespace and vanish with it. If anything fails,
 //! the placeholder files and directories this run created in the rootfs are removed.
@@ -15,7 +15,9 @@ mod bpf;
 pub mod cgroup;
 pub mod ldconfig;
 mod mount;
+pub mod privileges;
 pub mod rootfs;
+mod seccomp;
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -45,6 +47,10 @@ pub enum ApplyError {
     Cgroup { path: PathBuf, message: String },
     #[error("ld cache update: {message}")]
     Ldconfig { message: String },
+    #[error("cannot drop privileges: {message}")]
+    Privileges { message: String },
+    #[error("container process {pid} is in the host's own mount namespace (not a container, or its pid was reused after it exited); gpuhook will not mount on the host")]
+    HostNamespace { pid: i32 },
 }
 
 impl ApplyError {
@@ -144,8 +150,10 @@ pub fn mask_proc_driver(view: &ProcDriverView, container: &Container) -> Result<
         "/proc/driver"
     };
     in_container(container, |rootfs| {
-        let target = rootfs::proc_mask_target(rootfs, Path::new(proc_target))?;
-        proc_mask.attach(&target, Path::new(proc_target))
+        match rootfs::proc_mask_target(rootfs, Path::new(proc_target))? {
+            Some(target) => proc_mask.attach(&target, Path::new(proc_target)),
+            None => Ok(()),
+        }
     })
 }
 
@@ -165,8 +173,9 @@ pub fn update_ldcache(
     in_container(container, |_| ldconfig.run(&container.rootfs, dirs))
 }
 
-/// Runs `work` inside the container's mount namespace with its rootfs open. If it fails, the
-/// placeholders this run created in the rootfs are removed (from the host's namespace).
+/// Runs `work` inside the container's mount namespace with its rootfs open, holding only the
+/// capabilities that work needs. If it fails, the placeholders this run created in the rootfs
+/// are removed (from the host's namespace).
 fn in_container(
     container: &Container,
     work: impl FnOnce(&mut Rootfs) -> Result<(), ApplyError>,
@@ -181,6 +190,13 @@ fn in_container(
             source,
         }
     })?;
+    // A pid that is not a container's (runc's state names a process that exited and whose pid
+    // was reused) would make every mount below land on the host.
+    if same_file(&host_ns, &container_ns)? {
+        return Err(ApplyError::HostNamespace { pid: container.pid });
+    }
+    // Everything that needs the host's privileges is open by now.
+    privileges::drop_all_but(privileges::CONTAINER_WORK)?;
     // A process sharing its filesystem context with other threads cannot change mount
     // namespace: unshare it first.
     nix::sched::unshare(CloneFlags::CLONE_FS).map_err(|e| ApplyError::Io {
@@ -198,6 +214,14 @@ fn in_container(
         }
     }
     result
+}
+
+fn same_file(a: &File, b: &File) -> Result<bool, ApplyError> {
+    let stat = |f: &File| {
+        rustix::fs::fstat(f).map_err(|e| ApplyError::io("stat a mount namespace".into(), e))
+    };
+    let (a, b) = (stat(a)?, stat(b)?);
+    Ok((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
 }
 
 fn enter(namespace: &File, pid: i32) -> Result<(), ApplyError> {
@@ -221,6 +245,8 @@ fn attach_all(
         let target = rootfs.mount_target(&entry.container_path, wanted)?;
         detached.attach(&target, &entry.container_path)?;
     }
-    let target = rootfs::proc_mask_target(rootfs, proc_target)?;
-    proc_mask.attach(&target, proc_target)
+    match rootfs::proc_mask_target(rootfs, proc_target)? {
+        Some(target) => proc_mask.attach(&target, proc_target),
+        None => Ok(()),
+    }
 }

@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{Mode, OFlags, CWD};
+use rustix::fs::{AtFlags, Mode, OFlags, StatxAttributes, StatxFlags, CWD};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
 use super::ApplyError;
@@ -135,8 +135,13 @@ impl DetachedMount {
         Ok(DetachedMount { fd: mnt })
     }
 
-    /// Attaches the mount on `target` (an `O_PATH` fd in the current mount namespace).
+    /// Attaches the mount on `target` (an `O_PATH` fd in the current mount namespace), unless
+    /// this very file is already mounted there (the hook run twice for one container: a
+    /// second mount would only stack a copy on top).
     pub fn attach(&self, target: &impl AsFd, what: &Path) -> Result<(), ApplyError> {
+        if self.is_mounted_at(target) {
+            return Ok(());
+        }
         rustix::mount::move_mount(
             &self.fd,
             c"",
@@ -146,6 +151,25 @@ impl DetachedMount {
         )
         .map_err(|e| ApplyError::io(format!("mount {} in the container", what.display()), e))
     }
+
+    fn is_mounted_at(&self, target: &impl AsFd) -> bool {
+        let Ok(source) = rustix::fs::fstat(&self.fd) else {
+            return false;
+        };
+        is_mount_root(target).is_some_and(|(dev, ino)| (dev, ino) == (source.st_dev, source.st_ino))
+    }
+}
+
+/// The (device, inode) of `fd` when it is the root of a mount, else `None`.
+pub fn is_mount_root(fd: &impl AsFd) -> Option<(u64, u64)> {
+    let stat = rustix::fs::statx(fd, c"", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS).ok()?;
+    let root = StatxAttributes::MOUNT_ROOT;
+    (stat.stx_attributes_mask.contains(root) && stat.stx_attributes.contains(root)).then(|| {
+        (
+            rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+            stat.stx_ino,
+        )
+    })
 }
 
 fn make_dir(parent: &OwnedFd, name: &str) -> rustix::io::Result<OwnedFd> {

@@ -23,6 +23,7 @@ pub enum TargetType {
 /// Filesystems a bind mount must never land on through a symlink in the image.
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 pub struct Rootfs {
     path: PathBuf,
@@ -106,16 +107,9 @@ impl Rootfs {
                 };
                 let parent_fd = self.open_or_create(parent, TargetType::Directory)?;
                 self.create(&parent_fd, name, inner, wanted)?;
-                resolve_in_root(&self.fd, inner).map_err(|e| {
-                    ApplyError::io(format!("open {} in the container", inner.display()), e)
-                })?
+                resolve_in_root(&self.fd, inner).map_err(|e| resolve_error(inner, e))?
             }
-            Err(e) => {
-                return Err(ApplyError::io(
-                    format!("resolve {} in the container", inner.display()),
-                    e,
-                ))
-            }
+            Err(e) => return Err(resolve_error(inner, e)),
         };
         check_target(&fd, inner, wanted)?;
         Ok(fd)
@@ -186,6 +180,23 @@ pub fn remove_created(rootfs: &Path, created: &[(PathBuf, TargetType)]) {
     }
 }
 
+/// A resolution failure, worded for the two an image causes on purpose.
+fn resolve_error(inner: &Path, errno: Errno) -> ApplyError {
+    let problem = match errno {
+        Errno::NOTDIR => "has a path component that is not a directory in the image",
+        // RESOLVE_NO_MAGICLINKS reports a /proc/<pid>/... link as a loop.
+        Errno::LOOP => {
+            "is reached through a symlink loop or a /proc magic link in the image (neither \
+             is followed)"
+        }
+        e => return ApplyError::io(format!("resolve {} in the container", inner.display()), e),
+    };
+    ApplyError::Target {
+        path: inner.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
 /// Absolute, no `.`/`..` components: plans only hold such paths, this enforces it.
 fn normalized(inner: &Path) -> Result<PathBuf, ApplyError> {
     let mut out = PathBuf::from("/");
@@ -241,17 +252,24 @@ fn check_filesystem(fd: &impl AsFd, inner: &Path) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// `/proc/driver/nvidia` (or `/proc/driver`) inside the container's procfs, for the mask.
-pub fn proc_mask_target(rootfs: &Rootfs, inner: &Path) -> Result<OwnedFd, ApplyError> {
-    let fd = resolve_in_root(rootfs.fd(), inner)
-        .map_err(|e| ApplyError::io(format!("open {} in the container", inner.display()), e))?;
+/// `/proc/driver/nvidia` (or `/proc/driver`) inside the container's procfs, for the mask;
+/// `None` when an earlier run's mask is already there (the hook run twice for one container).
+pub fn proc_mask_target(rootfs: &Rootfs, inner: &Path) -> Result<Option<OwnedFd>, ApplyError> {
+    let fd = resolve_in_root(rootfs.fd(), inner).map_err(|e| resolve_error(inner, e))?;
     let fs = rustix::fs::fstatfs(&fd)
         .map_err(|e| ApplyError::io(format!("statfs {}", inner.display()), e))?;
-    if fs.f_type as i64 != PROC_SUPER_MAGIC {
+    let magic = fs.f_type as i64;
+    // runc refuses the spec's mounts below /proc (but for a few lxcfs files) and masks paths
+    // only after the hooks ran: a read-only tmpfs mounted right here was put there by a hook.
+    let read_only = fs.f_flags as u64 & libc::ST_RDONLY != 0;
+    if magic == TMPFS_MAGIC && read_only && super::mount::is_mount_root(&fd).is_some() {
+        return Ok(None);
+    }
+    if magic != PROC_SUPER_MAGIC {
         return Err(ApplyError::Target {
             path: inner.to_path_buf(),
             problem: "is not on the container's procfs".into(),
         });
     }
-    Ok(fd)
+    Ok(Some(fd))
 }

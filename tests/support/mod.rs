@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod engines;
+pub mod watch;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
