@@ -101,26 +101,12 @@ impl CdiSetup {
         let env = format!("NVIDIA_VISIBLE_DEVICES={devices}");
         let config = std::fs::read_to_string(self.config()).unwrap();
         let bundle = Bundle::new("cdi-shim", &[&env], LIST, &config);
-        bundle.edit_spec(|spec| {
-            spec.as_object_mut().unwrap().remove("hooks");
-        });
-        let state = bundle.dir.path().join("runc-state");
-        let out = Command::new(gpuhook_runtime_bin())
-            .arg("--root")
-            .arg(&state)
-            .args(["run", "--bundle"])
-            .arg(bundle.dir.path())
-            .arg(&bundle.id)
-            .env("GPUHOOK_CONFIG", self.config())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let _ = Command::new("runc")
-            .arg("--root")
-            .arg(&state)
-            .args(["delete", "--force", &bundle.id])
-            .output();
-        Outcome::from(out)
+        let r = bundle.run_through_shim(&self.config());
+        Outcome {
+            success: r.success,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        }
     }
 }
 

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-
 use support::*;
 
 /// Prints what a user would look at inside the container, in `== name ==` sections.
@@ -310,31 +308,9 @@ fn the_runtime_shim_declares_the_caps_nodes_in_the_spec() {
         INSPECT,
         &std::fs::read_to_string(&config).unwrap(),
     );
-    bundle.edit_spec(|spec| {
-        spec.as_object_mut().unwrap().remove("hooks");
-    });
-    let state = bundle.dir.path().join("runc-state");
-    let out = Command::new(gpuhook_runtime_bin())
-        .arg("--root")
-        .arg(&state)
-        .args(["run", "--bundle"])
-        .arg(bundle.dir.path())
-        .arg(&bundle.id)
-        .env("GPUHOOK_CONFIG", &config)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let _ = Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["delete", "--force", &bundle.id])
-        .output();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bundle.run_through_shim(&config);
+    let stdout = out.stdout.clone();
+    assert!(out.success, "{stdout}{}", out.stderr);
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.dir.path().join("config.json")).unwrap())
             .unwrap();

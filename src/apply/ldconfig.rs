@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::FileType;
 use seccompiler::sock_filter;
 
-use super::mount::c_path;
+use super::mount::{c_path, MountAttr};
 use super::{seccomp, ApplyError};
 use crate::inventory::{open_root_dir, resolve_in_root};
 
@@ -150,15 +150,6 @@ struct Confinement<'a> {
     filter: &'a [sock_filter],
     devnull: RawFd,
     stderr: RawFd,
-}
-
-/// `struct mount_attr` of `mount_setattr(2)`.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
 }
 
 impl Confinement<'_> {

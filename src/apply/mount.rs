@@ -12,13 +12,13 @@ use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, O
 use super::ApplyError;
 use crate::plan::{MountKind, ProcDriverView};
 
-/// `struct mount_attr` of `mount_setattr(2)`.
+/// `struct mount_attr` of `mount_setattr(2)` (also used by the ldconfig child).
 #[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+pub(super) struct MountAttr {
+    pub(super) attr_set: u64,
+    pub(super) attr_clr: u64,
+    pub(super) propagation: u64,
+    pub(super) userns_fd: u64,
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;

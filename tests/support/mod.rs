@@ -219,6 +219,38 @@ impl Bundle {
         std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
     }
 
+    /// `runc run` through the runtime shim instead of the bundle's own hook: the hook is taken
+    /// out of the spec, `gpuhook-runtime` gets `config` and adds what it adds. The container is
+    /// deleted either way.
+    pub fn run_through_shim(&self, config: &Path) -> RunResult {
+        self.edit_spec(|spec| {
+            if let Some(spec) = spec.as_object_mut() {
+                spec.remove("hooks");
+            }
+        });
+        let state_root = self.dir.path().join("runc-state");
+        let out = Command::new(gpuhook_runtime_bin())
+            .arg("--root")
+            .arg(&state_root)
+            .args(["run", "--bundle"])
+            .arg(self.dir.path())
+            .arg(&self.id)
+            .env("GPUHOOK_CONFIG", config)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run gpuhook-runtime");
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(&state_root)
+            .args(["delete", "--force", &self.id])
+            .output();
+        RunResult {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).replace("\\\"", "\""),
+        }
+    }
+
     /// `runc run`; returns (success, stdout, stderr). The container is deleted either way.
     pub fn run(&self) -> RunResult {
         let state_root = self.dir.path().join("runc-state");
