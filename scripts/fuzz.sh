@@ -2,6 +2,8 @@
 # Runs every fuzz target (fuzz/fuzz_targets) for SECONDS each (default 600), JOBS at a time
 # (default 2), on the corpus in fuzz/corpus, and prints per target: executions, coverage
 # (libFuzzer's `cov`: edges reached; `ft`: features), corpus size, CPU seconds, crashes.
+# The corpus is kept in git as fuzz/corpus.tar.xz (thousands of small files): unpacked here
+# when fuzz/corpus is missing, minimised (cargo fuzz cmin) and packed again at the end.
 #
 # cargo-fuzz needs nightly-only flags (-Zsanitizer); only the stable toolchain can be installed
 # here, so RUSTC_BOOTSTRAP=1 lets stable rustc accept them (`cargo install cargo-fuzz` first).
@@ -10,6 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 jobs=${JOBS:-2}
 export RUSTC_BOOTSTRAP=1
+[ -d fuzz/corpus ] || tar -C fuzz -xJf fuzz/corpus.tar.xz
 cargo fuzz build -O
 targets=$(cargo fuzz list)
 out=fuzz/artifacts/run
@@ -25,6 +28,8 @@ run_one() {
 export -f run_one
 export out seconds
 printf '%s\n' $targets | xargs -P "$jobs" -I{} bash -c 'run_one {}'
+for t in $targets; do cargo fuzz cmin -O "$t" "fuzz/corpus/$t" > "$out/$t.cmin.log" 2>&1 || true; done
+tar -C fuzz -cJf fuzz/corpus.tar.xz corpus
 printf '%-18s %12s %8s %8s %8s %8s %s\n' target execs cov ft corpus cpu_s result
 for t in $targets; do
     log=$out/$t.log
