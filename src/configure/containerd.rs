@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use toml_edit::{value, Item, Table};
+use toml_edit::value;
 
-use super::{ConfigureError, Registration};
+use super::{sub_table, ConfigureError, Registration};
 
 pub fn render(
     current: &str,
@@ -82,16 +82,6 @@ pub fn render_removal(
         }
     }
     Ok(Some(text))
-}
-
-/// `table[key]`, created as an implicit table (no header of its own) when absent.
-fn sub_table<'a>(table: &'a mut Table, key: &str) -> Option<&'a mut Table> {
-    let item = table.entry(key).or_insert_with(|| {
-        let mut new = Table::new();
-        new.set_implicit(true);
-        Item::Table(new)
-    });
-    item.as_table_mut()
 }
 
 #[cfg(test)]

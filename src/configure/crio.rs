@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use toml_edit::{value, Item, Table};
+use toml_edit::value;
 
-use super::{ConfigureError, Registration};
+use super::{sub_table, ConfigureError, Registration};
 
 pub fn render(
     current: &str,
@@ -53,17 +53,6 @@ pub fn render_removal(
         name,
         &[],
     )
-}
-
-fn sub_table<'a>(table: &'a mut Table, key: &str) -> Option<&'a mut Table> {
-    table
-        .entry(key)
-        .or_insert_with(|| {
-            let mut new = Table::new();
-            new.set_implicit(true);
-            Item::Table(new)
-        })
-        .as_table_mut()
 }
 
 #[cfg(test)]

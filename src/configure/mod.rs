@@ -209,6 +209,19 @@ fn parse_toml(current: &str, path: &Path) -> Result<toml_edit::DocumentMut, Conf
         })
 }
 
+/// `table[key]`, created as an implicit table (no header of its own) when absent; `None`
+/// when the key holds something else than a table.
+fn sub_table<'a>(table: &'a mut toml_edit::Table, key: &str) -> Option<&'a mut toml_edit::Table> {
+    table
+        .entry(key)
+        .or_insert_with(|| {
+            let mut new = toml_edit::Table::new();
+            new.set_implicit(true);
+            toml_edit::Item::Table(new)
+        })
+        .as_table_mut()
+}
+
 /// Removes `tables...runtimes.<name>` and, when it names `name`, the `default_key` of the
 /// table holding `runtimes`; `None` when no value is left but `ignored` top-level keys.
 fn remove_toml_runtime(
