@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::engines::*;
 use support::*;
@@ -51,54 +51,28 @@ impl Docker {
         // system containerd, with its own environment); give it ours explicitly.
         let containerd = Containerd::start(Some(&config));
 
-        let mut command = Command::new("dockerd");
-        command
-            .arg("--config-file")
-            .arg(&daemon_json)
-            .arg("--data-root")
-            .arg(root.join("data"))
-            .arg("--exec-root")
-            .arg(root.join("exec"))
-            .arg("--pidfile")
-            .arg(root.join("dockerd.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", root.join("docker.sock").display()))
-            .arg("--containerd")
-            .arg(containerd.socket())
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            // dockerd runs `--gpus`'s hook with its own environment (containerd's shim runs
-            // the runtime with containerd's, set above): both reach gpuhook this way.
-            .env("GPUHOOK_CONFIG", &config)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            );
-        let socket = root.join("docker.sock");
-        let daemon = Daemon::start(dir, command, || {
-            socket.exists()
-                && docker_at(&socket)
-                    .arg("info")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-        });
-        let docker = Docker {
+        let daemon = start_dockerd(
+            dir,
+            &daemon_json,
+            &containerd,
+            |dockerd| {
+                // dockerd runs `--gpus`'s hook with its own environment (containerd's shim
+                // runs the runtime with containerd's, set above): both reach gpuhook this way.
+                dockerd.env("GPUHOOK_CONFIG", &config).env(
+                    "PATH",
+                    format!(
+                        "{}:{}",
+                        bin.display(),
+                        std::env::var("PATH").unwrap_or_default()
+                    ),
+                );
+            },
+            IMAGE,
+        );
+        Docker {
             daemon,
             _containerd: containerd,
-        };
-        let import = format!(
-            "tar -C {:?} -c . | {:?} -H unix://{} import - {IMAGE} >/dev/null",
-            rootfs_template(),
-            docker_client(),
-            docker.socket().display()
-        );
-        sh(Command::new("sh").args(["-c", &import]));
-        docker
+        }
     }
 
     fn socket(&self) -> PathBuf {

@@ -104,44 +104,18 @@ fn system_docker() -> (Daemon, Containerd) {
         .prefix("gpuhook-pkg-docker-")
         .tempdir()
         .unwrap();
-    let root = dir.path().to_path_buf();
-    let socket = root.join("docker.sock");
-    let mut command = Command::new("dockerd");
-    command
-        .arg("--config-file")
-        .arg(DAEMON_JSON)
-        .arg("--data-root")
-        .arg(root.join("data"))
-        .arg("--exec-root")
-        .arg(root.join("exec"))
-        .arg("--pidfile")
-        .arg(root.join("dockerd.pid"))
-        .arg("-H")
-        .arg(format!("unix://{}", socket.display()))
-        .arg("--containerd")
-        .arg(containerd.socket())
-        .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-        .env_remove("GPUHOOK_CONFIG")
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        );
-    let daemon = Daemon::start(dir, command, || {
-        socket.exists()
-            && docker_at(&socket)
-                .arg("info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-    });
-    let import = format!(
-        "tar -C {:?} -c . | {:?} -H unix://{} import - gpuhook-pkg-test >/dev/null",
-        rootfs_template(),
-        docker_client(),
-        socket.display()
+    let daemon = start_dockerd(
+        dir,
+        Path::new(DAEMON_JSON),
+        &containerd,
+        |dockerd| {
+            dockerd.env_remove("GPUHOOK_CONFIG").env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
+        },
+        "gpuhook-pkg-test",
     );
-    sh(Command::new("sh").args(["-c", &import]));
     (daemon, containerd)
 }
 

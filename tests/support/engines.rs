@@ -141,6 +141,54 @@ pub fn ctr_at(socket: &Path) -> Command {
     command
 }
 
+/// Starts a private dockerd in `dir` (its own socket `docker.sock`, data and exec roots, pid
+/// file; no network set-up) reading `daemon_json` and using `containerd`; `environment` sets
+/// what else its process needs (PATH, GPUHOOK_CONFIG). Waits until it answers, then imports the
+/// busybox rootfs as `image`.
+pub fn start_dockerd(
+    dir: tempfile::TempDir,
+    daemon_json: &Path,
+    containerd: &Containerd,
+    environment: impl FnOnce(&mut Command),
+    image: &str,
+) -> Daemon {
+    let root = dir.path().to_path_buf();
+    let socket = root.join("docker.sock");
+    let mut command = Command::new("dockerd");
+    command
+        .arg("--config-file")
+        .arg(daemon_json)
+        .arg("--data-root")
+        .arg(root.join("data"))
+        .arg("--exec-root")
+        .arg(root.join("exec"))
+        .arg("--pidfile")
+        .arg(root.join("dockerd.pid"))
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .arg("--containerd")
+        .arg(containerd.socket())
+        .args(["--iptables=false", "--ip6tables=false", "--bridge=none"]);
+    environment(&mut command);
+    let daemon = Daemon::start(dir, command, || {
+        socket.exists()
+            && docker_at(&socket)
+                .arg("info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    });
+    let import = format!(
+        "tar -C {:?} -c . | {:?} -H unix://{} import - {image} >/dev/null",
+        super::rootfs_template(),
+        docker_client(),
+        socket.display()
+    );
+    super::sh(Command::new("sh").args(["-c", &import]));
+    daemon
+}
+
 /// The docker client that matches Debian's dockerd, else whatever `docker` is on PATH.
 pub fn docker_client() -> PathBuf {
     let debian = PathBuf::from("/usr/bin/docker");

@@ -228,33 +228,20 @@ impl Bundle {
                 spec.remove("hooks");
             }
         });
-        let state_root = self.dir.path().join("runc-state");
-        let out = Command::new(gpuhook_runtime_bin())
-            .arg("--root")
-            .arg(&state_root)
-            .args(["run", "--bundle"])
-            .arg(self.dir.path())
-            .arg(&self.id)
-            .env("GPUHOOK_CONFIG", config)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run gpuhook-runtime");
-        let _ = Command::new("runc")
-            .arg("--root")
-            .arg(&state_root)
-            .args(["delete", "--force", &self.id])
-            .output();
-        RunResult {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).replace("\\\"", "\""),
-        }
+        let mut shim = Command::new(gpuhook_runtime_bin());
+        shim.env("GPUHOOK_CONFIG", config);
+        self.run_with(shim)
     }
 
     /// `runc run`; returns (success, stdout, stderr). The container is deleted either way.
     pub fn run(&self) -> RunResult {
+        self.run_with(Command::new("runc"))
+    }
+
+    /// `<runtime> --root <state> run --bundle <dir> <id>`, then `runc delete --force`.
+    fn run_with(&self, mut runtime: Command) -> RunResult {
         let state_root = self.dir.path().join("runc-state");
-        let out = Command::new("runc")
+        let out = runtime
             .arg("--root")
             .arg(&state_root)
             .args(["run", "--bundle"])
@@ -262,7 +249,7 @@ impl Bundle {
             .arg(&self.id)
             .stdin(Stdio::null())
             .output()
-            .expect("run runc");
+            .unwrap_or_else(|e| panic!("cannot run {runtime:?}: {e}"));
         let _ = Command::new("runc")
             .arg("--root")
             .arg(&state_root)
