@@ -233,6 +233,20 @@ impl Bundle {
         self.run_with(shim)
     }
 
+    /// `runc run` of a container the hook must refuse: asserts that it did not start and that
+    /// the rootfs is exactly as before (no placeholder left); returns what runc said.
+    pub fn run_refused(&self, what: &str) -> RunResult {
+        let rootfs_before = tree_fingerprint(&self.rootfs());
+        let out = self.run();
+        assert!(!out.success, "{what}: started");
+        assert_eq!(
+            tree_fingerprint(&self.rootfs()),
+            rootfs_before,
+            "{what}: rootfs changed (placeholders left)"
+        );
+        out
+    }
+
     /// `runc run`; returns (success, stdout, stderr). The container is deleted either way.
     pub fn run(&self) -> RunResult {
         self.run_with(Command::new("runc"))
