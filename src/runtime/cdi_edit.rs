@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use serde_json::{json, Map, Value};
 
-use super::spec_edit::{array_entry, object_entry};
+use super::spec_edit::{array_entry, declare_device, object_entry, SpecDevice};
 use crate::cdi::spec::{ContainerEdits, DeviceNode};
 
 /// What applying CDI edits changed.
@@ -83,26 +83,15 @@ fn set_env(root: &mut Map<String, Value>, kv: &str) -> Result<(), String> {
 
 /// Adds one node and its allow rule; false when the path was already declared.
 fn add_device(root: &mut Map<String, Value>, node: &DeviceNode) -> Result<bool, String> {
-    let path = node.path.to_string_lossy().into_owned();
     let (kind, major, minor) = device_numbers(node)?;
-    let linux = object_entry(root, "linux")?;
-    let declared = array_entry(linux, "devices")?;
-    if declared
-        .iter()
-        .any(|d| d.get("path").and_then(Value::as_str) == Some(&path))
-    {
-        return Ok(false);
-    }
-    declared.push(json!({
-        "path": path, "type": kind, "major": major, "minor": minor,
-        "fileMode": 0o666, "uid": 0, "gid": 0,
-    }));
-    let access = node.permissions.clone().unwrap_or_else(|| "rwm".into());
-    let resources = object_entry(linux, "resources")?;
-    array_entry(resources, "devices")?.push(json!({
-        "allow": true, "type": kind, "major": major, "minor": minor, "access": access,
-    }));
-    Ok(true)
+    let device = SpecDevice {
+        path: &node.path.to_string_lossy(),
+        kind: &kind,
+        major,
+        minor,
+        access: node.permissions.as_deref().unwrap_or("rwm"),
+    };
+    declare_device(object_entry(root, "linux")?, &device)
 }
 
 /// Type and numbers from the spec, else from the host node (`hostPath`, else `path`).

@@ -50,25 +50,55 @@ pub fn apply(spec: &mut Value, edits: &GpuEdits) -> Result<EditSummary, String> 
     }
     let linux = object_entry(root, "linux")?;
     for device in &edits.devices {
-        let path = device.path.to_string_lossy();
-        let declared = array_entry(linux, "devices")?;
-        if declared
-            .iter()
-            .any(|d| d.get("path").and_then(Value::as_str) == Some(&path))
-        {
-            continue;
+        let node = SpecDevice {
+            path: &device.path.to_string_lossy(),
+            kind: "c",
+            major: device.major.into(),
+            minor: device.minor.into(),
+            access: "rw",
+        };
+        if declare_device(linux, &node)? {
+            summary.devices_added += 1;
         }
-        declared.push(json!({
-            "path": path, "type": "c", "major": device.major, "minor": device.minor,
-            "fileMode": 0o666, "uid": 0, "gid": 0,
-        }));
-        let resources = object_entry(linux, "resources")?;
-        array_entry(resources, "devices")?.push(json!({
-            "allow": true, "type": "c", "major": device.major, "minor": device.minor, "access": "rw",
-        }));
-        summary.devices_added += 1;
     }
     Ok(summary)
+}
+
+/// A device node as `linux.devices` and `linux.resources.devices` describe it.
+pub(super) struct SpecDevice<'a> {
+    pub path: &'a str,
+    /// `c` or `b`.
+    pub kind: &'a str,
+    pub major: i64,
+    pub minor: i64,
+    /// Cgroup access: some of `r`, `w`, `m`.
+    pub access: &'a str,
+}
+
+/// Declares `device` in `linux.devices` (mode 0666, root-owned) and allows it in
+/// `linux.resources.devices`, so runc creates and permits it; false when its path was
+/// already declared (nothing is added then).
+pub(super) fn declare_device(
+    linux: &mut Map<String, Value>,
+    device: &SpecDevice,
+) -> Result<bool, String> {
+    let declared = array_entry(linux, "devices")?;
+    if declared
+        .iter()
+        .any(|d| d.get("path").and_then(Value::as_str) == Some(device.path))
+    {
+        return Ok(false);
+    }
+    declared.push(json!({
+        "path": device.path, "type": device.kind, "major": device.major, "minor": device.minor,
+        "fileMode": 0o666, "uid": 0, "gid": 0,
+    }));
+    let resources = object_entry(linux, "resources")?;
+    array_entry(resources, "devices")?.push(json!({
+        "allow": true, "type": device.kind, "major": device.major, "minor": device.minor,
+        "access": device.access,
+    }));
+    Ok(true)
 }
 
 fn has_gpu_hook(root: &Map<String, Value>, hook_path: &str) -> bool {
