@@ -15,6 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cdi::{CdiError, Registry};
@@ -85,7 +86,7 @@ pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared,
         path: spec_path.clone(),
         message: e.to_string(),
     })?;
-    let spec: Spec = serde_json::from_value(tree.clone()).map_err(|e| RuntimeError::Spec {
+    let spec: Spec = Spec::deserialize(&tree).map_err(|e| RuntimeError::Spec {
         what: "parse",
         path: spec_path.clone(),
         message: e.to_string(),
