@@ -95,7 +95,6 @@ pub fn capability_of_binary(name: &str) -> Option<DriverCapability> {
 
 /// Host paths (inside the driver root) of the IPC endpoints a container may use.
 pub const PERSISTENCED_SOCKET: &str = "/run/nvidia-persistenced/socket";
-pub const MPS_PIPE_DIR: &str = "/tmp/nvidia-mps";
 pub const FABRICMANAGER_SOCKET: &str = "/run/nvidia-fabricmanager/socket";
 
 /// Where a loader or server file goes in the container.

@@ -200,30 +200,39 @@ fn write_atomically(path: &Path, tree: &Value, pretty: bool) -> std::io::Result<
 
 /// The low-level runtime to exec: the first of `runtimes` that exists.
 pub fn find_runtime(config: &Config) -> Result<PathBuf, RuntimeError> {
-    let path_var = std::env::var_os("PATH").unwrap_or_else(|| {
-        OsString::from("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    });
     let own = std::env::current_exe()
         .ok()
         .and_then(|p| p.canonicalize().ok());
-    for name in &config.runtime.runtimes {
-        let candidates: Vec<PathBuf> = if name.contains('/') {
-            vec![PathBuf::from(name)]
-        } else {
-            std::env::split_paths(&path_var)
-                .map(|dir| dir.join(name))
-                .collect()
-        };
-        for candidate in candidates {
-            let is_executable = std::fs::metadata(&candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-            // Never exec ourselves (a runc symlinked to the shim would loop forever).
-            if is_executable && candidate.canonicalize().ok() != own {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(RuntimeError::NoRuntime {
-        looked_for: config.runtime.runtimes.join(", "),
-    })
+    config
+        .runtime
+        .runtimes
+        .iter()
+        .flat_map(|name| executables_named(name))
+        // Never exec ourselves (a runc symlinked to the shim would loop forever).
+        .find(|candidate| candidate.canonicalize().ok() != own)
+        .ok_or_else(|| RuntimeError::NoRuntime {
+            looked_for: config.runtime.runtimes.join(", "),
+        })
+}
+
+/// The executable files `name` stands for, in search order: itself when it is a path, else
+/// every `PATH` directory's entry of that name (a default `PATH` when none is set).
+pub fn executables_named(name: &str) -> Vec<PathBuf> {
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        vec![PathBuf::from(name)]
+    } else {
+        let path_var = std::env::var_os("PATH").unwrap_or_else(|| {
+            OsString::from("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        });
+        std::env::split_paths(&path_var)
+            .map(|dir| dir.join(name))
+            .collect()
+    };
+    candidates
+        .into_iter()
+        .filter(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .collect()
 }
