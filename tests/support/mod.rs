@@ -60,13 +60,7 @@ pub fn prerequisites_with(test: &str, programs: &[&str]) -> bool {
 
 /// The first executable named `program` on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    gpuhook::runtime::executables_named(program).into_iter().next()
 }
 
 pub fn sh(cmd: &mut Command) -> Output {
