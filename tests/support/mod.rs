@@ -60,7 +60,9 @@ pub fn prerequisites_with(test: &str, programs: &[&str]) -> bool {
 
 /// The first executable named `program` on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
-    gpuhook::runtime::executables_named(program).into_iter().next()
+    gpuhook::runtime::executables_named(program)
+        .into_iter()
+        .next()
 }
 
 pub fn sh(cmd: &mut Command) -> Output {
