@@ -97,14 +97,19 @@ fn a_container_that_asks_for_nothing_is_left_alone() {
     let config = format!("{QUIET}[driver]\nproc-driver-root = \"/nonexistent\"\n");
     let (code, stderr) = hook(&["prestart"], &state_for(bundle.path()), &config);
     assert_eq!((code, stderr.as_str()), (0, ""));
-    // The compatibility entry points behave the same.
-    for verb in ["createRuntime", "createContainer"] {
-        assert_eq!(
-            hook(&[verb], &state_for(bundle.path()), &config).0,
-            0,
-            "{verb}"
-        );
-    }
+    // createRuntime behaves the same; createContainer (run by runc inside the container's
+    // namespaces) is refused with a line that says what to use instead.
+    assert_eq!(
+        hook(&["createRuntime"], &state_for(bundle.path()), &config).0,
+        0
+    );
+    let (code, stderr) = hook(&["createContainer"], &state_for(bundle.path()), &config);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains("createContainer") && stderr.contains("prestart or createRuntime"),
+        "{stderr}"
+    );
     assert_eq!(hook(&["poststop"], b"", &config).0, 0);
 }
 

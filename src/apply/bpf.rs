@@ -149,6 +149,10 @@ pub fn allow_devices(cgroup_dir: &Path, rules: &[DeviceRule]) -> Result<(), Appl
         let old_insns =
             instructions(&old).map_err(|e| fail(format!("read device program {id}: {e}")))?;
         let mut insns = allow_prefix(rules);
+        // A second hook run for the same container finds its own prefix already there.
+        if old_insns.starts_with(&insns) {
+            continue;
+        }
         insns.extend(old_insns);
         let new = load(&insns).map_err(|e| fail(format!("load device program: {e}")))?;
         // BPF_PROG_ATTACH: target_fd, attach_bpf_fd, attach_type, attach_flags, replace_bpf_fd.

@@ -56,6 +56,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         imex_channels: Default::default(),
         mps_pipe_directory: None,
         mig_access: Default::default(),
+        declared_devices: Vec::new(),
     };
     let plan = plan::plan(&request, inventory, &cdi_layout())?;
 

@@ -215,6 +215,23 @@ impl Bundle {
         std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
     }
 
+    /// Gives the container its own user namespace, container ids 0-65535 mapped to host ids
+    /// `host_id`.., and hands its rootfs to that range (as Docker's userns-remap does).
+    pub fn user_namespaced(&self, host_id: u32) {
+        self.edit_spec(|spec| {
+            spec["linux"]["namespaces"]
+                .as_array_mut()
+                .expect("runc spec has linux.namespaces")
+                .push(json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": host_id, "size": 65536}]);
+            spec["linux"]["uidMappings"] = map.clone();
+            spec["linux"]["gidMappings"] = map;
+        });
+        sh(Command::new("chown")
+            .args(["-R", "-h", &format!("{host_id}:{host_id}")])
+            .arg(self.rootfs()));
+    }
+
     /// `runc run` through the runtime shim instead of the bundle's own hook: the hook is taken
     /// out of the spec, `gpuhook-runtime` gets `config` and adds what it adds. The container is
     /// deleted either way.

@@ -133,6 +133,7 @@ const ENGINE_MOUNTS: &[&str] = &[
     "/tmp/gpuhook-containerd-",
     "/tmp/gpuhook-podman-",
     "/tmp/gpuhook-cdi-",
+    "/tmp/gpuhook-cri-",
     "/var/lib/docker",
     "/var/lib/containerd",
     "/var/lib/containers",
