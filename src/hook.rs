@@ -52,6 +52,7 @@ pub enum Outcome {
         capabilities: Vec<&'static str>,
         mounts: usize,
         skipped: Vec<String>,
+        ldconfig_rss_kib: Option<u64>,
     },
 }
 
@@ -96,6 +97,7 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
         capabilities: request.capabilities.iter().map(|c| c.name()).collect(),
         mounts: plan.mounts.len(),
         skipped: applied.skipped,
+        ldconfig_rss_kib: applied.ldconfig_rss_kib,
     })
 }
 

@@ -83,6 +83,18 @@ fn malformed_config_json_is_a_clear_error() {
         stderr.contains("cannot load the container's spec") && stderr.contains("config.json"),
         "{stderr}"
     );
+    // Says what is wrong and where, not a bare "serde failed".
+    assert!(
+        stderr.contains("not valid JSON") && stderr.contains("line 1 column 3"),
+        "{stderr}"
+    );
+    let bundle = bundle_with(r#"{"ociVersion": 2}"#);
+    let (code, stderr) = hook(&["prestart"], &state_for(bundle.path()), QUIET);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not an OCI runtime spec: invalid type"),
+        "{stderr}"
+    );
     let missing = tempfile::tempdir().unwrap();
     let (code, stderr) = hook(&["prestart"], &state_for(missing.path()), QUIET);
     assert_eq!(code, 1);

@@ -24,7 +24,7 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
@@ -72,10 +72,12 @@ pub struct Command<'a> {
     pub filter: &'a [sock_filter],
 }
 
-/// How it ended: its status and the end of what it wrote on stderr.
+/// How it ended: its status, the end of what it wrote on stderr, and its peak memory.
 pub struct Finished {
     pub status: ExitStatus,
     pub stderr: Vec<u8>,
+    /// Peak resident set size, in KiB (`ru_maxrss`).
+    pub max_rss_kib: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,9 +119,9 @@ pub fn run(command: &Command) -> Result<Finished, ConfinedError> {
         stderr: stderr_write.as_raw_fd(),
         life: (life_read.as_raw_fd(), life_write.as_raw_fd()),
     };
-    let pidfd = child.spawn().map_err(setup("clone the child"))?;
+    let (pid, pidfd) = child.spawn().map_err(setup("clone the child"))?;
     drop(stderr_write);
-    let finished = wait(&pidfd, stderr_read, command.timeout);
+    let finished = wait(pid, &pidfd, stderr_read, command.timeout);
     drop(life_write);
     finished
 }
@@ -134,8 +136,8 @@ struct Child<'a> {
 }
 
 impl Child<'_> {
-    /// Clones the child into its new namespaces; returns its pidfd.
-    fn spawn(&self) -> std::io::Result<OwnedFd> {
+    /// Clones the child into its new namespaces; returns its pid and pidfd.
+    fn spawn(&self) -> std::io::Result<(libc::pid_t, OwnedFd)> {
         let flags = libc::CLONE_NEWPID
             | libc::CLONE_NEWCGROUP
             | self.command.namespaces.fresh
@@ -160,7 +162,7 @@ impl Child<'_> {
             0 => unsafe { self.confine_and_exec() },
             r if r < 0 => Err(std::io::Error::last_os_error()),
             // SAFETY: the kernel stored a new pidfd for us.
-            _ => Ok(unsafe { OwnedFd::from_raw_fd(pidfd) }),
+            pid => Ok((pid as libc::pid_t, unsafe { OwnedFd::from_raw_fd(pidfd) })),
         }
     }
 
@@ -414,7 +416,12 @@ fn pipe() -> std::io::Result<(File, File)> {
 }
 
 /// Reads the child's stderr (keeping its last 256 KiB) until it exits or the deadline passes.
-fn wait(pidfd: &OwnedFd, mut stderr: File, timeout: Duration) -> Result<Finished, ConfinedError> {
+fn wait(
+    pid: libc::pid_t,
+    pidfd: &OwnedFd,
+    mut stderr: File,
+    timeout: Duration,
+) -> Result<Finished, ConfinedError> {
     const KEEP: usize = 256 * 1024;
     let deadline = Instant::now() + timeout;
     let mut kept = Vec::new();
@@ -423,7 +430,7 @@ fn wait(pidfd: &OwnedFd, mut stderr: File, timeout: Duration) -> Result<Finished
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
-            let _ = reap(pidfd);
+            let _ = reap(pid);
             return Err(ConfinedError::TimedOut(timeout));
         }
         let mut fds = vec![PollFd::new(pidfd, PollFlags::IN)];
@@ -457,40 +464,31 @@ fn wait(pidfd: &OwnedFd, mut stderr: File, timeout: Duration) -> Result<Finished
             }
         }
         if exited && !open {
-            let status = reap(pidfd).map_err(|source| ConfinedError::Setup {
+            let (status, max_rss_kib) = reap(pid).map_err(|source| ConfinedError::Setup {
                 what: "wait for the child",
                 source,
             })?;
             return Ok(Finished {
                 status,
                 stderr: kept,
+                max_rss_kib,
             });
         }
     }
 }
 
-/// Waits for the child behind `pidfd` to end and returns its status.
-fn reap(pidfd: &OwnedFd) -> std::io::Result<ExitStatus> {
+/// Waits for our child `pid` to end; returns its status and peak RSS (KiB).
+fn reap(pid: libc::pid_t) -> std::io::Result<(ExitStatus, u64)> {
     loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: P_PIDFD wait on our own child's pidfd into a zeroed siginfo_t.
-        let ret = unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                pidfd.as_fd().as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED,
-            )
-        };
-        if ret == 0 {
-            // SAFETY: waitid filled a CLD_* siginfo.
-            let (code, status) = unsafe { (info.si_code, info.si_status()) };
-            let raw = if code == libc::CLD_EXITED {
-                (status & 0xff) << 8
-            } else {
-                status & 0x7f
-            };
-            return Ok(ExitStatus::from_raw(raw));
+        let mut status = 0;
+        // SAFETY: a zeroed rusage for wait4 to fill.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: our own child; valid pointers to a status int and a rusage.
+        if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } == pid {
+            return Ok((
+                ExitStatus::from_raw(status),
+                u64::try_from(usage.ru_maxrss).unwrap_or(0),
+            ));
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::Interrupted {

@@ -86,8 +86,9 @@ impl HostLdconfig {
         Ok(HostLdconfig { file, path })
     }
 
-    /// Runs `ldconfig <dirs>` on the container's rootfs as `ids`. Must be called from inside
-    /// the container's mount namespace, after gpuhook's mounts are attached.
+    /// Runs `ldconfig <dirs>` on the container's rootfs (`ids`: the host ids of the container's
+    /// root, who must own `/etc`); returns the child's peak RSS in KiB. Must be called from
+    /// inside the container's mount namespace, after gpuhook's mounts are attached.
     pub fn run(
         &self,
         handle: &ContainerHandle,
@@ -95,7 +96,7 @@ impl HostLdconfig {
         dirs: &[PathBuf],
         ids: (u32, u32),
         timeout: Duration,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<u64, ApplyError> {
         let fail = |message: String| ApplyError::Ldconfig { message };
         precheck(rootfs, dirs, ids)?;
         let root = c_path(rootfs.rules.rootfs_path())?;
@@ -141,7 +142,7 @@ impl HostLdconfig {
                 finished.status
             )));
         }
-        Ok(())
+        Ok(finished.max_rss_kib)
     }
 }
 

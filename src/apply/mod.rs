@@ -68,10 +68,12 @@ impl ApplyError {
     }
 }
 
-/// What applying did besides the plan's mounts: the optional ones it left out, and why.
+/// What applying did besides the plan's mounts: the optional ones it left out (and why), and
+/// the ldconfig child's peak RSS in KiB when it ran.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub skipped: Vec<String>,
+    pub ldconfig_rss_kib: Option<u64>,
 }
 
 /// The image's system directories a directory target may not be (through symlinks).
@@ -110,15 +112,10 @@ pub fn apply(
     // 2. and 3. Inside the container's mount namespace.
     let timeout = Duration::from_secs(config.hook.ldconfig_timeout);
     in_container(handle, &plan.fresh_tmpfs, system_dirs(plan), |rootfs| {
-        let applied = attach_all(rootfs, &mounts, &proc_mask, &plan.proc_mask.path)?;
+        let mut applied = attach_all(rootfs, &mounts, &proc_mask, &plan.proc_mask.path)?;
         if let Some(ldconfig) = &ldconfig {
-            ldconfig.run(
-                handle,
-                rootfs,
-                &plan.ldcache_dirs,
-                plan.ldconfig_ids,
-                timeout,
-            )?;
+            let (dirs, ids) = (&plan.ldcache_dirs, plan.ldconfig_ids);
+            applied.ldconfig_rss_kib = Some(ldconfig.run(handle, rootfs, dirs, ids, timeout)?);
         }
         Ok(applied)
     })
@@ -159,7 +156,9 @@ pub fn update_ldcache(
     let ldconfig = ldconfig::HostLdconfig::open(config.host_ldconfig())?;
     let timeout = Duration::from_secs(config.hook.ldconfig_timeout);
     in_container(handle, fresh_tmpfs, Vec::new(), |rootfs| {
-        ldconfig.run(handle, rootfs, dirs, handle.root_ids(), timeout)
+        ldconfig
+            .run(handle, rootfs, dirs, handle.root_ids(), timeout)
+            .map(drop)
     })
 }
 

@@ -320,6 +320,39 @@ impl RunResult {
     }
 }
 
+/// Runs `gpuhook prestart` directly (as runc would) with `state` on stdin and the bundle's
+/// config; returns (exit code, stderr).
+pub fn prestart(bundle: &Bundle, state: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(gpuhook_bin())
+        .arg("prestart")
+        .env("GPUHOOK_CONFIG", bundle.dir.path().join("gpuhook.toml"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(state.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The OCI state a runtime gives its hooks, for container `id` with init `pid`.
+pub fn state(id: &str, pid: u32, bundle: &Path) -> String {
+    format!(
+        r#"{{"ociVersion":"1.0.2","id":"{id}","status":"creating","pid":{pid},"bundle":"{}"}}"#,
+        bundle.display()
+    )
+}
+
 /// The host's mount table as (mount point, source, fs type) entries, to compare before/after.
 pub fn host_mounts() -> BTreeSet<String> {
     std::fs::read_to_string("/proc/self/mountinfo")

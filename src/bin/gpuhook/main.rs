@@ -230,6 +230,7 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             capabilities,
             mounts,
             skipped,
+            ldconfig_rss_kib,
         }) => {
             for reason in &skipped {
                 log.write(
@@ -239,10 +240,13 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             }
             let gpus: Vec<String> = gpus.iter().map(|(i, uuid)| format!("{i}={uuid}")).collect();
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let rss = ldconfig_rss_kib
+                .map(|kib| format!(" ldconfig_max_rss_kib={kib}"))
+                .unwrap_or_default();
             log.write(
                 LogLevel::Info,
                 &format!(
-                    "container={} gpus=[{}] caps={} mounts={mounts} elapsed_ms={elapsed_ms:.2}",
+                    "container={} gpus=[{}] caps={} mounts={mounts} elapsed_ms={elapsed_ms:.2}{rss}",
                     state.id,
                     gpus.join(","),
                     capabilities.join(",")
