@@ -2,7 +2,7 @@
 //! file, keeping every other key and, as far as the format allows, its formatting (key order
 //! and indentation for JSON; comments and layout for TOML). Re-running changes nothing.
 
-mod containerd;
+pub mod containerd;
 mod crio;
 mod docker;
 
