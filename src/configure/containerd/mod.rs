@@ -12,6 +12,12 @@
 //! The entry has `runtime_type = "io.containerd.runc.v2"`, `options.BinaryName`, and
 //! `container_annotations` for the CDI annotation prefixes (the CRI plugin passes a
 //! container's annotations to its OCI spec only when they match one of those patterns).
+//!
+//! A `runtimes` table in the file replaces containerd's built-in one, which holds `runc`, the
+//! default runtime. So when the file names no runtime yet, `runc` is written out as containerd
+//! defines it; otherwise the CRI plugin fails to load (`no corresponding runtime configured in
+//! containerd.runtimes for containerd default_runtime_name = "runc"`) and the kubelet finds no
+//! runtime at all.
 
 mod inspect;
 #[cfg(test)]
@@ -27,6 +33,12 @@ pub use inspect::{read_cri_config, CriConfig, CriHandler};
 
 /// The runc shim whose `options.BinaryName` names the low-level runtime it runs.
 pub const RUNC_V2: &str = "io.containerd.runc.v2";
+
+/// The runtime containerd defines when the config names none, and its default.
+const DEFAULT_RUNTIME: &str = "runc";
+/// The comment over the `runc` entry `render` writes out (and `render_removal` takes back).
+const WRITTEN_OUT_DEFAULT: &str =
+    "# containerd's own default runtime, written out by gpuhook configure: a runtimes table replaces containerd's built-in one";
 
 /// A containerd config format version, and so the shape of its CRI plugin's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +131,13 @@ pub fn render(
         containerd.insert("default_runtime_name", value(&registration.name));
     }
     let runtimes = sub_table(containerd, "runtimes").ok_or_else(|| unsupported("runtimes"))?;
+    if runtimes.is_empty() {
+        let runc = sub_table(runtimes, DEFAULT_RUNTIME).ok_or_else(|| unsupported("runc"))?;
+        runc.set_implicit(false);
+        runc.decor_mut()
+            .set_prefix(format!("\n{WRITTEN_OUT_DEFAULT}\n"));
+        runc.insert("runtime_type", value(RUNC_V2));
+    }
     let entry =
         sub_table(runtimes, &registration.name).ok_or_else(|| unsupported(&registration.name))?;
     entry.set_implicit(false);
@@ -157,7 +176,7 @@ pub fn render_removal(
     path: &Path,
     name: &str,
 ) -> Result<Option<String>, ConfigureError> {
-    let mut text = current.to_string();
+    let mut text = without_written_out_default(current, path, name)?;
     for version in [ConfigVersion::V1, ConfigVersion::V2, ConfigVersion::V3] {
         match super::remove_toml_runtime(
             &text,
@@ -172,4 +191,39 @@ pub fn render_removal(
         }
     }
     Ok(Some(text))
+}
+
+/// Takes out the `runc` entry that `render` wrote out next to `name` (its comment says so)
+/// when it is all that would be left, so containerd's built-in runtimes apply again as before
+/// `render`.
+fn without_written_out_default(
+    current: &str,
+    path: &Path,
+    name: &str,
+) -> Result<String, ConfigureError> {
+    let mut doc = super::parse_toml(current, path)?;
+    for version in [ConfigVersion::V1, ConfigVersion::V2, ConfigVersion::V3] {
+        let runtimes = version
+            .containerd_tables()
+            .iter()
+            .chain(["runtimes"].iter())
+            .try_fold(doc.as_table_mut(), |table, key| {
+                table.get_mut(key).and_then(toml_edit::Item::as_table_mut)
+            });
+        let Some(runtimes) = runtimes else { continue };
+        let others: Vec<&str> = runtimes
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| *key != name)
+            .collect();
+        let written_by_render = runtimes
+            .get(DEFAULT_RUNTIME)
+            .and_then(toml_edit::Item::as_table)
+            .and_then(|runc| runc.decor().prefix()?.as_str())
+            .is_some_and(|prefix| prefix.contains(WRITTEN_OUT_DEFAULT));
+        if runtimes.contains_key(name) && others == [DEFAULT_RUNTIME] && written_by_render {
+            runtimes.remove(DEFAULT_RUNTIME);
+        }
+    }
+    Ok(doc.to_string())
 }

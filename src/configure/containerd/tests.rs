@@ -149,6 +149,40 @@ fn a_file_with_no_setting_gets_version_2() {
     }
 }
 
+/// containerd's built-in `runtimes` (its default `runc`) give way to the file's table: a file
+/// that had none gets `runc` written out, one that had some is left to its admin.
+#[test]
+fn the_default_runc_runtime_survives() {
+    for (text, plugin) in [
+        (SAMPLE_V1, "cri"),
+        ("", "io.containerd.grpc.v1.cri"),
+        ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  conf_dir = \"/etc/cni/net.d\"\n", "io.containerd.grpc.v1.cri"),
+        ("version = 3\n", "io.containerd.cri.v1.runtime"),
+    ] {
+        let out = render_ok(text, false);
+        let runtimes = &containerd_table(&out, plugin)["runtimes"];
+        assert_eq!(
+            runtimes["runc"]["runtime_type"].as_str(),
+            Some("io.containerd.runc.v2"),
+            "{out}"
+        );
+        let back = render_removal(&out, Path::new("c"), "gpuhook").unwrap();
+        match back {
+            Some(back) => assert!(!back.contains("runtimes"), "{back}"),
+            None => assert!(text.trim().is_empty() || text.starts_with("version = 3")),
+        }
+    }
+    // The admin's own runtimes: nothing added, and their runc stays on removal.
+    let out = render_ok(SAMPLE_V2, false);
+    let runtimes = containerd_table(&out, "io.containerd.grpc.v1.cri")["runtimes"].clone();
+    let names: Vec<&String> = runtimes.as_table().unwrap().keys().collect();
+    assert_eq!(names, ["gpuhook", "runc"]);
+    let back = render_removal(&out, Path::new("c"), "gpuhook")
+        .unwrap()
+        .unwrap();
+    assert!(back.contains("containerd.runtimes.runc]"), "{back}");
+}
+
 #[test]
 fn unknown_versions_and_odd_values_are_refused() {
     for text in ["version = 4\n", "version = \"2\"\n"] {
