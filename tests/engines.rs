@@ -532,6 +532,8 @@ fn containerd_reads_configured(original: &str, set_as_default: bool) -> Result<(
         format!("default_runtime_name = \"{default}\""),
         "snapshotter = \"native\"".to_string(),
         "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpuhook]".to_string(),
+        // The default runtime is still defined (the CRI plugin refuses to load otherwise).
+        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]".to_string(),
         format!(
             "BinaryName = {:?}",
             gpuhook_runtime_bin().display().to_string()
