@@ -21,6 +21,11 @@ use support::*;
 
 /// Where the device plugin's volume-mounts strategy puts its `/dev/null` mounts.
 const DEVICE_LIST_DIR: &str = "/var/run/nvidia-container-devices";
+/// The CDI kind of the device plugin's CDI strategies (its vendor is fixed).
+const PLUGIN_CDI_KIND: &str = "k8s.device-plugin.nvidia.com/gpu";
+/// gpuhook's CDI spec directories, in priority order (the last wins): where the device plugin
+/// writes its own spec, then gpuhook's.
+const SPEC_DIRS: [&str; 2] = ["plugin", "gpuhook"];
 /// Where the GPU Operator's driver container puts the driver root.
 const OPERATOR_DRIVER_ROOT: &str = "/run/nvidia/driver";
 
@@ -41,6 +46,8 @@ struct Case<'a> {
     policy: &'static str,
     /// gpuhook's `driver.root` (the simulated tree, or where the GPU Operator puts it).
     driver_root: PathBuf,
+    /// `cdi.spec-dirs`, as directories of the test's CDI directory.
+    spec_dirs: [&'static str; 2],
     request: PodRequest<'a>,
     expect: Expect,
 }
@@ -66,22 +73,24 @@ impl Node {
     }
 
     /// gpuhook's config: `policy` keys, the simulated driver with `driver_root`, specs only
-    /// from this test's CDI directory.
-    fn write_config(&self, policy: &str, driver_root: &Path) {
+    /// from `spec_dirs` of this test's CDI directory.
+    fn write_config(&self, policy: &str, driver_root: &Path, spec_dirs: [&str; 2]) {
+        let spec_dirs = spec_dirs.map(|d| self.cdi_dir().join(d));
         let text = format!(
             "{policy}\n[driver]\nroot = {driver_root:?}\ndev-root = {:?}\nproc-driver-root = {:?}\n\
-             [log]\nfile = {:?}\nlevel = \"debug\"\n[cdi]\nspec-dirs = [{:?}]\n",
+             [log]\nfile = {:?}\nlevel = \"debug\"\n[cdi]\nspec-dirs = [{:?}, {:?}]\n",
             self.sim.dev(),
             self.sim.proc_driver(),
             self.dir.path().join("gpuhook.log"),
-            self.cdi_dir(),
+            spec_dirs[0],
+            spec_dirs[1],
         );
         std::fs::write(self.config_path(), text).unwrap();
     }
 
     /// Runs the case's pod, checks what its container saw, and takes the pod down again.
     fn run(&self, case: &Case) -> Result<(), String> {
-        self.write_config(case.policy, &case.driver_root);
+        self.write_config(case.policy, &case.driver_root, case.spec_dirs);
         let run = self.cri.run_pod(case.name, &case.request, ENGINE_INSPECT);
         let checked = self.check(case, &run);
         let removed = self.cri.remove_all_pods();
@@ -106,6 +115,7 @@ impl Node {
             // The shim runs when the task is created, at StartContainer: that call fails.
             (Expect::Refused(message), Err(why)) if why.contains(message) => {
                 if why.starts_with("StartContainer") {
+                    eprintln!("  refused as the kubelet would report it: {why}");
                     Ok(())
                 } else {
                     Err(format!("refused by the wrong call: {why}"))
@@ -135,20 +145,34 @@ impl Node {
         }
     }
 
-    /// Writes a CDI spec for the simulated GPUs named by UUID, as `gpuhook cdi generate
-    /// --device-name-strategy uuid` makes it for the device plugin's CDI strategies.
-    fn generate_cdi_spec(&self) {
-        self.write_config("", &self.sim.driver_root());
+    /// The specs of the device plugin's cdi-annotations strategy: gpuhook's, made by `gpuhook
+    /// cdi generate --device-name-strategy uuid --kind k8s.device-plugin.nvidia.com/gpu`, and
+    /// one standing for the spec the plugin writes for itself, whose hook is NVIDIA's
+    /// `nvidia-cdi-hook` (not on a gpuhook node: it fails the container where it wins).
+    fn write_cdi_specs(&self) {
+        self.write_config("", &self.sim.driver_root(), SPEC_DIRS);
+        let [plugin, ours] = SPEC_DIRS.map(|d| self.cdi_dir().join(d));
         sh(Command::new(gpuhook_bin())
-            .args([
-                "cdi",
-                "generate",
-                "--device-name-strategy",
-                "uuid",
-                "--output",
-            ])
-            .arg(self.cdi_dir().join("nvidia.json"))
+            .args(["cdi", "generate", "--device-name-strategy", "uuid"])
+            .args(["--kind", PLUGIN_CDI_KIND, "--output"])
+            .arg(ours.join("nvidia.json"))
             .env("GPUHOOK_CONFIG", self.config_path()));
+        let plugins_own = serde_json::json!({
+            "cdiVersion": "0.5.0",
+            "kind": PLUGIN_CDI_KIND,
+            "devices": [{"name": self.sim.uuid(1), "containerEdits": {"env": ["FROM=plugin"]}}],
+            "containerEdits": {"hooks": [{
+                "hookName": "createContainer",
+                "path": self.dir.path().join("nvidia-toolkit/nvidia-cdi-hook"),
+                "args": ["nvidia-cdi-hook", "update-ldcache", "--folder", "/usr/lib64"],
+            }]},
+        });
+        std::fs::create_dir_all(&plugin).unwrap();
+        std::fs::write(
+            plugin.join("k8s.device-plugin.nvidia.com-gpu.json"),
+            plugins_own.to_string(),
+        )
+        .unwrap();
     }
 }
 
@@ -213,11 +237,12 @@ fn cases(node: &Node) -> Vec<Case<'static>> {
     let volume_mounts = "accept-nvidia-visible-devices-as-volume-mounts = true";
     let shared_cluster = "accept-nvidia-visible-devices-as-volume-mounts = true\n\
                           accept-nvidia-visible-devices-envvar-when-unprivileged = false";
-    // The device plugin's key is `cdi.k8s.io/<plugin>_<response id>`.
+    // What the plugin's cdi-annotations strategy asks for: `cdi.k8s.io/<plugin>_<response
+    // id>` naming its kind and the GPU's UUID.
     let cdi_annotated = PodRequest {
         annotations: vec![(
             "cdi.k8s.io/nvidia-device-plugin_0f1e2d3c".to_string(),
-            format!("nvidia.com/gpu={uuid1}"),
+            format!("{PLUGIN_CDI_KIND}={uuid1}"),
         )],
         ..gpuhook(Vec::new())
     };
@@ -225,6 +250,7 @@ fn cases(node: &Node) -> Vec<Case<'static>> {
         name,
         policy,
         driver_root: sim_root.clone(),
+        spec_dirs: SPEC_DIRS,
         request,
         expect,
     };
@@ -234,6 +260,13 @@ fn cases(node: &Node) -> Vec<Case<'static>> {
             "",
             gpuhook(visible(&uuid1)),
             Expect::Gpus(vec![1]),
+        ),
+        // The envvar strategy's weakness: a pod's own env asks for every GPU and gets them.
+        case(
+            "envvar-pod-sets-all",
+            "",
+            gpuhook(visible("all")),
+            Expect::Gpus(vec![0, 1]),
         ),
         case(
             "envvar-index",
@@ -288,9 +321,19 @@ fn cases(node: &Node) -> Vec<Case<'static>> {
         case(
             "cdi-annotations-cdi-mode",
             "[runtime]\nmode = \"cdi\"",
-            cdi_annotated,
+            cdi_annotated.clone(),
             Expect::Gpus(vec![1]),
         ),
+        // Where the plugin's own spec wins (its directory listed last), its NVIDIA hook runs.
+        Case {
+            spec_dirs: [SPEC_DIRS[1], SPEC_DIRS[0]],
+            ..case(
+                "cdi-annotations-plugin-spec-wins",
+                "",
+                cdi_annotated,
+                Expect::Refused("nvidia-toolkit/nvidia-cdi-hook"),
+            )
+        },
         case(
             "unknown-gpu",
             "",
@@ -313,6 +356,7 @@ fn cases(node: &Node) -> Vec<Case<'static>> {
             name: "gpu-operator-driver-root",
             policy: "",
             driver_root: PathBuf::from(OPERATOR_DRIVER_ROOT),
+            spec_dirs: SPEC_DIRS,
             request: gpuhook(visible(&format!("{uuid0},{uuid1}"))),
             expect: Expect::Gpus(vec![0, 1]),
         },
@@ -335,7 +379,7 @@ fn kubernetes_pods_through_cri() {
     std::fs::write(&config, "").unwrap();
     let cri = CriNode::start(&config);
     let node = Node { cri, sim, dir };
-    node.generate_cdi_spec();
+    node.write_cdi_specs();
     let mut failures = Vec::new();
     for case in cases(&node) {
         let operator_root = (case.driver_root.as_path() == Path::new(OPERATOR_DRIVER_ROOT))
