@@ -209,6 +209,14 @@ fn parse_toml(current: &str, path: &Path) -> Result<toml_edit::DocumentMut, Conf
         })
 }
 
+/// The error for a key that holds something else than the table gpuhook edits there.
+fn not_a_table(path: &Path, what: &str) -> ConfigureError {
+    ConfigureError::Unsupported {
+        path: path.to_path_buf(),
+        message: format!("{what} is not a table"),
+    }
+}
+
 /// `table[key]`, created as an implicit table (no header of its own) when absent; `None`
 /// when the key holds something else than a table.
 fn sub_table<'a>(table: &'a mut toml_edit::Table, key: &str) -> Option<&'a mut toml_edit::Table> {

@@ -117,10 +117,7 @@ pub fn render(
 ) -> Result<String, ConfigureError> {
     let mut doc = super::parse_toml(current, path)?;
     let version = ConfigVersion::of(&mut doc, path)?;
-    let unsupported = |what: &str| ConfigureError::Unsupported {
-        path: path.to_path_buf(),
-        message: format!("{what} is not a table"),
-    };
+    let unsupported = |what: &str| super::not_a_table(path, what);
     let containerd = version
         .containerd_tables()
         .iter()
