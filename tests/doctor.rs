@@ -151,3 +151,98 @@ fn broken_nodes_fail_with_the_fix() {
     );
     assert!(Path::new(&hook).exists());
 }
+
+fn warnings(report: &str) -> Vec<&str> {
+    report.lines().filter(|l| l.starts_with("warn")).collect()
+}
+
+/// What doctor says about containerd on a Kubernetes node: the CRI runtime handler a
+/// RuntimeClass names, read in the config's own format version, and what breaks it.
+#[test]
+fn kubernetes_node_containerd_checks() {
+    if !prerequisites_with("kubernetes_node_containerd_checks", &["containerd"]) {
+        return;
+    }
+    let node = Node::healthy();
+    let containerd_config = node.dir.path().join("config.toml");
+    let write_containerd = |text: &str| std::fs::write(&containerd_config, text).unwrap();
+
+    // A version-less (format 1) file, configured as the README says, gpuhook the default.
+    write_containerd("[plugins.cri.containerd]\n  snapshotter = \"overlayfs\"\n");
+    sh(Command::new(gpuhook_bin())
+        .args([
+            "configure",
+            "--runtime",
+            "containerd",
+            "--set-as-default",
+            "--config",
+        ])
+        .arg(&containerd_config)
+        .arg("--runtime-path")
+        .arg(gpuhook_runtime_bin()));
+    let (ok, report) = node.doctor();
+    assert!(ok, "{report}");
+    let runtime = gpuhook_runtime_bin().display().to_string();
+    assert!(
+        report.contains(&format!("ok    containerd: runtime registered ({runtime}) as CRI runtime handler \"gpuhook\", the default runtime: a RuntimeClass with handler: gpuhook selects it")),
+        "{report}"
+    );
+    assert!(
+        !warnings(&report).iter().any(|l| l.contains("containerd")),
+        "{report}"
+    );
+
+    // A handler whose binary is gone: a failure naming the handler and the path.
+    write_containerd("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpu]\nruntime_type = \"io.containerd.runc.v2\"\ncontainer_annotations = [\"cdi.k8s.io/*\"]\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpu.options]\nBinaryName = \"/nonexistent/gpuhook-runtime\"\n");
+    let (ok, report) = node.doctor();
+    assert!(!ok);
+    assert!(
+        failures(&report)
+            .iter()
+            .any(|l| l.contains("runtime handler \"gpu\" in",)
+                && l.contains("names /nonexistent/gpuhook-runtime, which does not exist")),
+        "{report}"
+    );
+
+    // Hand-written without runtime_type or annotations, in a containerd without CRI.
+    write_containerd(&format!("version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpuhook.options]\nBinaryName = {runtime:?}\n"));
+    let (ok, report) = node.doctor();
+    assert!(!ok);
+    assert!(
+        failures(&report)
+            .iter()
+            .any(|l| l.contains("has runtime_type \"\": only io.containerd.runc.v2")),
+        "{report}"
+    );
+    assert!(
+        warnings(&report)
+            .iter()
+            .any(|l| l.contains("CRI plugin is in disabled_plugins")),
+        "{report}"
+    );
+    write_containerd(&format!("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpuhook]\nruntime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpuhook.options]\nBinaryName = {runtime:?}\n"));
+    let (ok, report) = node.doctor();
+    assert!(ok, "a warning alone does not fail: {report}");
+    assert!(
+        warnings(&report)
+            .iter()
+            .any(|l| l.contains("does not pass cdi.k8s.io/* annotations")),
+        "{report}"
+    );
+
+    // Version-2 tables in a version-less file: containerd's CRI plugin does not read them.
+    write_containerd(&format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpuhook.options]\nBinaryName = {runtime:?}\n"));
+    let (_, report) = node.doctor();
+    assert!(
+        warnings(&report)
+            .iter()
+            .any(|l| l.contains("containerd: no gpuhook runtime in")),
+        "{report}"
+    );
+    assert!(
+        warnings(&report).iter().any(|l| l.contains(
+            "is a version 1 file, so containerd ignores its [plugins.\"io.containerd.grpc.v1.cri\"] tables"
+        )),
+        "{report}"
+    );
+}

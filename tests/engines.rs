@@ -464,8 +464,11 @@ fn containerd_ctr_with_gpuhook_runtime_as_runc_binary() {
     run_cases(cases);
 }
 
-/// What `gpuhook configure --runtime containerd` writes is read by containerd itself as a
-/// runc-v2 runtime whose binary is gpuhook-runtime, the user's own settings kept.
+/// What `gpuhook configure --runtime containerd [--set-as-default]` writes is read by
+/// containerd itself as a runc-v2 runtime handler whose binary is gpuhook-runtime, with the CDI
+/// annotations passed on and the user's own settings kept: for a version-less (format 1) file,
+/// which must stay version-less (containerd 1.6 refuses `version = 2` over `plugins.cri`), and
+/// for a version 2 file.
 #[test]
 fn containerd_loads_the_config_that_configure_writes() {
     if !prerequisites_with(
@@ -474,51 +477,88 @@ fn containerd_loads_the_config_that_configure_writes() {
     ) {
         return;
     }
+    let v1 = "# site settings, no version key\n[plugins.cri.containerd]\n  snapshotter = \"native\" # ours\n";
+    let v2 = "# site settings\nversion = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\" # ours\n";
+    let mut failures = Vec::new();
+    for (format, original) in [("version 1", v1), ("version 2", v2)] {
+        for set_as_default in [false, true] {
+            let case = format!("{format}, set_as_default={set_as_default}");
+            if let Err(why) = containerd_reads_configured(original, set_as_default) {
+                eprintln!("FAILED: {case}: {why}");
+                failures.push(format!("{case}: {why}"));
+            } else {
+                eprintln!("ok: {case}");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Configures a copy of `original`, then checks `containerd config dump` of it.
+fn containerd_reads_configured(original: &str, set_as_default: bool) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "# site settings\nversion = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\" # ours\n",
-    )
-    .unwrap();
-    sh(Command::new(gpuhook_bin())
-        .args([
-            "configure",
-            "--runtime",
-            "containerd",
-            "--set-as-default",
-            "--config",
-        ])
+    std::fs::write(&config, original).unwrap();
+    let mut configure = Command::new(gpuhook_bin());
+    configure.args(["configure", "--runtime", "containerd", "--config"]);
+    configure
         .arg(&config)
         .arg("--runtime-path")
-        .arg(gpuhook_runtime_bin()));
-    let dump = sh(Command::new("containerd")
+        .arg(gpuhook_runtime_bin());
+    if set_as_default {
+        configure.arg("--set-as-default");
+    }
+    sh(&mut configure);
+    let written = std::fs::read_to_string(&config).unwrap();
+    let dump = Command::new("containerd")
         .arg("--config")
         .arg(&config)
-        .args(["config", "dump"]));
+        .args(["config", "dump"])
+        .output()
+        .unwrap();
+    if !dump.status.success() {
+        return Err(format!(
+            "containerd refuses the file:\n{}\n{written}",
+            String::from_utf8_lossy(&dump.stderr)
+        ));
+    }
     let dump = String::from_utf8_lossy(&dump.stdout);
-    // containerd prints its whole merged config; pick the lines that matter.
+    if original.contains("version = 2") != written.contains("version = 2") {
+        return Err(format!("the file's version changed:\n{written}"));
+    }
+    // containerd prints its whole merged config (in version 2 form); pick what matters.
+    let default = if set_as_default { "gpuhook" } else { "runc" };
     let wanted = [
-        "default_runtime_name = \"gpuhook\"".to_string(),
+        format!("default_runtime_name = \"{default}\""),
         "snapshotter = \"native\"".to_string(),
         "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.gpuhook]".to_string(),
+        // The default runtime is still defined (the CRI plugin refuses to load otherwise).
+        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]".to_string(),
         format!(
             "BinaryName = {:?}",
             gpuhook_runtime_bin().display().to_string()
         ),
     ];
-    for line in &wanted {
-        assert!(
-            dump.lines().any(|l| l.trim() == line),
-            "containerd's view of the config lacks {line}:\n{dump}"
-        );
+    if let Some(line) = wanted
+        .iter()
+        .find(|line| !dump.lines().any(|l| l.trim() == line.as_str()))
+    {
+        return Err(format!("containerd's view lacks {line}:\n{dump}"));
     }
-    let type_line = dump
+    let handler: Vec<&str> = dump
         .lines()
         .skip_while(|l| !l.trim().ends_with("containerd.runtimes.gpuhook]"))
-        .find(|l| l.trim().starts_with("runtime_type"));
-    assert_eq!(
-        type_line.map(str::trim),
-        Some("runtime_type = \"io.containerd.runc.v2\"")
-    );
+        .skip(1)
+        .take_while(|l| !l.trim().starts_with('['))
+        .map(str::trim)
+        .collect();
+    for line in [
+        "runtime_type = \"io.containerd.runc.v2\"",
+        "container_annotations = [\"cdi.k8s.io/*\"]",
+    ] {
+        if !handler.contains(&line) {
+            return Err(format!("handler gpuhook lacks {line}: {handler:?}"));
+        }
+    }
+    Ok(())
 }

@@ -14,10 +14,7 @@ pub fn render(
     registration: &Registration,
 ) -> Result<String, ConfigureError> {
     let mut doc = super::parse_toml(current, path)?;
-    let unsupported = |what: &str| ConfigureError::Unsupported {
-        path: path.to_path_buf(),
-        message: format!("{what} is not a table"),
-    };
+    let unsupported = |what: &str| super::not_a_table(path, what);
     let runtime = ["crio", "runtime"]
         .iter()
         .try_fold(doc.as_table_mut(), |table, key| {

@@ -2,7 +2,7 @@
 //! file, keeping every other key and, as far as the format allows, its formatting (key order
 //! and indentation for JSON; comments and layout for TOML). Re-running changes nothing.
 
-mod containerd;
+pub mod containerd;
 mod crio;
 mod docker;
 
@@ -203,6 +203,14 @@ fn parse_toml(current: &str, path: &Path) -> Result<toml_edit::DocumentMut, Conf
             format: "TOML",
             message: e.message().to_string(),
         })
+}
+
+/// The error for a key that holds something else than the table gpuhook edits there.
+fn not_a_table(path: &Path, what: &str) -> ConfigureError {
+    ConfigureError::Unsupported {
+        path: path.to_path_buf(),
+        message: format!("{what} is not a table"),
+    }
 }
 
 /// `table[key]`, created as an implicit table (no header of its own) when absent; `None`

@@ -44,6 +44,8 @@ pub enum RequestError {
         text: String,
         message: String,
     },
+    #[error("NVIDIA_VISIBLE_DEVICES={VOLUME_MOUNT_DIR}: the Kubernetes device plugin's volume-mounts strategy names the GPUs by /dev/null mounts under that directory, {why}")]
+    VolumeMountStrategy { why: &'static str },
     #[error("NVIDIA_IMEX_CHANNELS={value:?}: {item:?} is not a channel number, `all` or `none`")]
     Imex { value: String, item: String },
     #[error("{name}=all: only a privileged container (CAP_SYS_ADMIN in its bounding set) may have the host-wide MIG capabilities")]
@@ -273,6 +275,16 @@ fn requested_devices(
         return Ok(None);
     }
     match facts.get(VISIBLE_DEVICES_ENV) {
+        // Not a device list: say what the setting is instead of "not a GPU index".
+        Some(value) if Path::new(value.trim()) == Path::new(VOLUME_MOUNT_DIR) => {
+            Err(RequestError::VolumeMountStrategy {
+                why: if policy.accept_volume_mounts {
+                    "and none is mounted there"
+                } else {
+                    "which gpuhook reads only with accept-nvidia-visible-devices-as-volume-mounts = true in its config"
+                },
+            })
+        }
         Some(value) => parse_visible_devices(value),
         None if legacy_image => Ok(Some(VisibleDevices::All)),
         None => Ok(None),
@@ -480,6 +492,35 @@ mod tests {
             r.devices,
             VisibleDevices::List(vec![DeviceSelector::Index(1), DeviceSelector::Index(0)])
         );
+    }
+
+    /// The device plugin's volume-mounts strategy with gpuhook not set up for it: a clear
+    /// error naming the setting, not "not a GPU index".
+    #[test]
+    fn the_volume_mount_directory_in_the_env_names_the_setting() {
+        let env = ["NVIDIA_VISIBLE_DEVICES=/var/run/nvidia-container-devices"];
+        let mounts = serde_json::json!([
+            {"destination": "/var/run/nvidia-container-devices/GPU-0a1b", "source": "/dev/null"},
+        ]);
+        let f = spec_with_mounts(&env, mounts, false);
+        let err = container_request(&f, &policy()).unwrap_err().to_string();
+        assert!(
+            err.contains("accept-nvidia-visible-devices-as-volume-mounts = true"),
+            "{err}"
+        );
+        let config = Config {
+            accept_nvidia_visible_devices_as_volume_mounts: true,
+            ..Config::default()
+        };
+        let accepting = RequestPolicy::from(&config);
+        let r = container_request(&f, &accepting).unwrap().unwrap();
+        assert_eq!(
+            r.devices,
+            VisibleDevices::List(vec![DeviceSelector::Uuid("GPU-0a1b".into())])
+        );
+        let no_mount = spec_with_mounts(&env, serde_json::json!([]), false);
+        let err = container_request(&no_mount, &accepting).unwrap_err();
+        assert!(err.to_string().contains("none is mounted there"), "{err}");
     }
 
     #[test]

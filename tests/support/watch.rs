@@ -212,6 +212,7 @@ const ENGINE_MOUNTS: &[&str] = &[
     "/tmp/gpuhook-docker-",
     "/tmp/gpuhook-pkg-docker-",
     "/tmp/gpuhook-containerd-",
+    "/tmp/gpuhook-cri-",
     "/tmp/gpuhook-podman-",
     "/tmp/gpuhook-cdi-",
     "/tmp/gpuhook-cri-",

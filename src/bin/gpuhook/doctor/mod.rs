@@ -9,6 +9,8 @@ use gpuhook::apply::ldconfig::HostLdconfig;
 use gpuhook::config::Config;
 use gpuhook::inventory::{Inventory, InventoryNeeds};
 
+mod containerd;
+
 /// Where the engines keep their configs (overridable for tests and odd layouts).
 pub struct EngineFiles {
     pub docker: PathBuf,
@@ -55,7 +57,7 @@ pub fn doctor(
     check_driver(&config, &mut report);
     check_ldconfig(&config, &mut report);
     check_cgroup(&mut report);
-    check_engines(engines, &mut report);
+    check_engines(engines, &config, &mut report);
     println!(
         "{} problem(s), {} warning(s)",
         report.failures, report.warnings
@@ -171,7 +173,7 @@ fn check_cgroup(report: &mut Report) {
     }
 }
 
-fn check_engines(engines: &EngineFiles, report: &mut Report) {
+fn check_engines(engines: &EngineFiles, config: &Config, report: &mut Report) {
     let dockerd = which("dockerd");
     if dockerd.is_some() {
         match which("nvidia-container-runtime-hook") {
@@ -196,13 +198,9 @@ fn check_engines(engines: &EngineFiles, report: &mut Report) {
         "gpuhook-runtime",
         report,
     );
-    check_registration(
-        "containerd",
-        which("containerd").is_some(),
-        &engines.containerd,
-        "gpuhook-runtime",
-        report,
-    );
+    if which("containerd").is_some() {
+        containerd::check(&engines.containerd, config, report);
+    }
 }
 
 /// Whether the engine's config names gpuhook-runtime, and whether that binary exists.
@@ -239,9 +237,9 @@ fn check_registration(
     }
 }
 
-/// The first quoted path in `text` that ends in `/<runtime>` (daemon.json's `"path"`,
-/// containerd's `BinaryName`). A text search, not a parse: both formats quote the value and
-/// the check only reports.
+/// The first quoted path in `text` that ends in `/<runtime>` (daemon.json's `"path"`). A text
+/// search, not a parse: the check only reports. (containerd's config is parsed: see
+/// `containerd.rs`.)
 fn registered_runtime_path(text: &str, runtime: &str) -> Option<String> {
     text.split('"')
         .find(|s| s.ends_with(&format!("/{runtime}")) && s.starts_with('/'))
