@@ -44,12 +44,30 @@ fn start_scene(node: &Node) -> Scene {
         &config,
     );
     let b_root = tempfile::tempdir().unwrap();
-    Scene {
+    let scene = Scene {
         a: Detached::start(&a, None),
         b: Detached::start(&b, Some(b_root.path())),
         b_root,
         host: Spawned::sleep(),
         _bundles: vec![a, b],
+    };
+    scene.table(node, true);
+    scene
+}
+
+impl Scene {
+    /// A: 1 GiB on GPU 0; B: 256 MiB on GPU 0 and 2 GiB as an MPS client on GPU 1; the host
+    /// process, when `with_host`, 64 MiB of graphics on GPU 1.
+    fn table(&self, node: &Node, with_host: bool) {
+        let mut rows = vec![
+            (0, self.a.pid, 1024 * MIB, "C"),
+            (0, self.b.pid, 256 * MIB, "C"),
+            (1, self.b.pid, 2048 * MIB, "M+C"),
+        ];
+        if with_host {
+            rows.push((1, self.host.pid(), 64 * MIB, "G"));
+        }
+        node.processes(&rows);
     }
 }
 
@@ -98,12 +116,6 @@ fn ps_attributes_gpu_memory_to_containers_and_the_host() {
     let node = Node::new();
     let scene = start_scene(&node);
     let (a, b, host) = (scene.a.pid, scene.b.pid, scene.host.pid());
-    node.processes(&[
-        (0, a, 1024 * MIB, "C"),
-        (0, b, 256 * MIB, "C"),
-        (1, b, 2048 * MIB, "M+C"),
-        (1, host, 64 * MIB, "G"),
-    ]);
     let b_root = scene.b_root.path().to_str().unwrap();
     let out = node.gpuhook(&["ps", "--json", "--runc-root", b_root]);
     assert!(out.status.success(), "{out:?}");
@@ -126,6 +138,16 @@ fn ps_attributes_gpu_memory_to_containers_and_the_host() {
     got.sort();
     assert_eq!(got, want, "{}", String::from_utf8_lossy(&out.stdout));
     json_details_are_right(&ps, &node);
+    // Without its root, B's cgroup (runc names it after the id) says nothing: the host's.
+    let ps: Value = serde_json::from_slice(&node.gpuhook(&["ps", "--json"]).stdout).unwrap();
+    let b_owners: Vec<&Value> = ps["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["processes"][0]["pid"] == b)
+        .map(|u| &u["owner"])
+        .collect();
+    assert_eq!(b_owners, [&json!("host"), &json!("host")]);
     table_shows_the_rows(&node, &scene);
 
     // A process the table names that no longer exists has no owner to show.
@@ -268,12 +290,6 @@ fn metrics_pass_promtool_and_are_served_on_loopback() {
     }
     let node = Node::new();
     let scene = start_scene(&node);
-    let (a, b, host) = (scene.a.pid, scene.b.pid, scene.host.pid());
-    node.processes(&[
-        (0, a, 1024 * MIB, "C"),
-        (1, b, 2048 * MIB, "M+C"),
-        (1, host, 64 * MIB, "G"),
-    ]);
     let b_root = scene.b_root.path().to_str().unwrap();
     let out = node.gpuhook(&["metrics", "--runc-root", b_root]);
     assert!(out.status.success(), "{out:?}");
@@ -312,18 +328,7 @@ fn bad_flags_and_a_missing_nvml_fail_clearly() {
     assert_eq!(String::from_utf8_lossy(&remote.stderr).lines().count(), 1);
 
     // --allow-remote serves beyond loopback, and says so.
-    let mut remote = Spawned(
-        Command::new(gpuhook_bin())
-            .args(["metrics", "--listen", "0.0.0.0:0", "--allow-remote"])
-            .env("GPUHOOK_CONFIG", node.config())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut said = String::new();
-    BufReader::new(remote.0.stderr.take().unwrap())
-        .read_line(&mut said)
-        .unwrap();
+    let (remote, said) = serve(&node, &["--listen", "0.0.0.0:0", "--allow-remote"]);
     drop(remote);
     assert!(
         said.starts_with("gpuhook: serving metrics at http://0.0.0.0:")
@@ -340,6 +345,7 @@ fn bad_flags_and_a_missing_nvml_fail_clearly() {
         let out = node.gpuhook(command);
         assert_fails_with(&out, &format!("cannot use NVML ({})", libnvml.display()));
         assert_fails_with(&out, "does `nvidia-smi` work");
+        assert_eq!(out.status.code(), Some(1));
         assert_eq!(
             String::from_utf8_lossy(&out.stderr).lines().count(),
             1,
@@ -354,20 +360,8 @@ fn bad_flags_and_a_missing_nvml_fail_clearly() {
 /// `--listen` on loopback (port 0: the kernel picks; gpuhook says which) serves what
 /// `metrics` printed, fresh on every scrape, and nothing else.
 fn served_like_printed(node: &Node, scene: &Scene, text: &str) {
-    let (a, b) = (scene.a.pid, scene.b.pid);
     let b_root = scene.b_root.path().to_str().unwrap();
-    let mut server = Spawned(
-        Command::new(gpuhook_bin())
-            .args(["metrics", "--listen", "127.0.0.1:0", "--runc-root", b_root])
-            .env("GPUHOOK_CONFIG", node.config())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut said = String::new();
-    BufReader::new(server.0.stderr.take().unwrap())
-        .read_line(&mut said)
-        .unwrap();
+    let (_server, said) = serve(node, &["--listen", "127.0.0.1:0", "--runc-root", b_root]);
     let addr = said
         .trim()
         .strip_prefix("gpuhook: serving metrics at http://")
@@ -376,7 +370,7 @@ fn served_like_printed(node: &Node, scene: &Scene, text: &str) {
     let (status, body) = http_get(addr, "/metrics");
     let (missing, _) = http_get(addr, "/other");
     // Each scrape reads the GPUs again: the host process has gone from the table.
-    node.processes(&[(0, a, 1024 * MIB, "C"), (1, b, 2048 * MIB, "M+C")]);
+    scene.table(node, false);
     let (_, later) = http_get(addr, "/metrics");
     assert_eq!(status, "HTTP/1.0 200 OK");
     promtool_check(&body);
@@ -394,4 +388,22 @@ fn served_like_printed(node: &Node, scene: &Scene, text: &str) {
             )),
         "{later}"
     );
+}
+
+/// `gpuhook metrics ARGS` left running (a server), and the first line it says on stderr.
+fn serve(node: &Node, args: &[&str]) -> (Spawned, String) {
+    let mut server = Spawned(
+        Command::new(gpuhook_bin())
+            .arg("metrics")
+            .args(args)
+            .env("GPUHOOK_CONFIG", node.config())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut said = String::new();
+    BufReader::new(server.0.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    (server, said)
 }

@@ -120,8 +120,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_request_is_one_http_1_0_get_over_the_socket() {
+    /// A one-connection server on a socket in a fresh directory: `answer` gets the connection
+    /// and the request read from it (up to the end of its headers).
+    fn serve_once<T: Send + 'static>(
+        answer: impl FnOnce(UnixStream, String) -> T + Send + 'static,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        std::thread::JoinHandle<T>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("docker.sock");
         let listener = UnixListener::bind(&socket).unwrap();
@@ -134,9 +141,17 @@ mod tests {
                 assert!(n > 0, "client closed before the end of its request");
                 request.extend_from_slice(&buf[..n]);
             }
+            answer(conn, String::from_utf8(request).unwrap())
+        });
+        (dir, socket, server)
+    }
+
+    #[test]
+    fn the_request_is_one_http_1_0_get_over_the_socket() {
+        let (_dir, socket, server) = serve_once(|mut conn, request| {
             let body = format!(r#"[{{"Id":"{ID}","Names":["/trainer"]}}]"#);
             write!(conn, "HTTP/1.0 200 OK\r\n\r\n{body}").unwrap();
-            String::from_utf8(request).unwrap()
+            request
         });
         let names = container_names(&socket).unwrap();
         let request = server.join().unwrap();
@@ -145,6 +160,19 @@ mod tests {
             "{request:?}"
         );
         assert_eq!(names.get(ID).map(String::as_str), Some("trainer"));
+    }
+
+    #[test]
+    fn a_daemon_that_never_answers_is_an_error_not_a_hang() {
+        // Reads the request and holds the connection open without a word.
+        let (_dir, socket, server) = serve_once(|conn, _| {
+            std::thread::park_timeout(TIMEOUT * 3);
+            drop(conn);
+        });
+        let err = container_names(&socket).unwrap_err();
+        assert!(matches!(err, DockerError::Io { .. }), "{err}");
+        server.thread().unpark();
+        server.join().unwrap();
     }
 
     #[test]
