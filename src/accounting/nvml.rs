@@ -116,9 +116,13 @@ impl GpuQuery {
             gpu_percent: u.gpu,
             memory_percent: u.memory,
         });
-        let mut lists = vec![(ProcessKind::Compute, device.running_compute_processes()?)];
+        // A GPU that cannot list one kind of process still lists the others.
+        let compute = supported(device.running_compute_processes())?;
         let graphics = supported(device.running_graphics_processes())?;
-        lists.push((ProcessKind::Graphics, graphics.unwrap_or_default()));
+        let mut lists = vec![
+            (ProcessKind::Compute, compute.unwrap_or_default()),
+            (ProcessKind::Graphics, graphics.unwrap_or_default()),
+        ];
         if let Some(list) = self.mps_list {
             lists.push((ProcessKind::MpsClient, mps_processes(device, list)?));
         }
