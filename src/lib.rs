@@ -4,6 +4,7 @@
 //! [`inventory`] (what the host has) feed [`plan`] (what goes where, a plain value), which an
 //! applier in [`apply`] makes real inside the container.
 
+pub mod accounting;
 pub mod apply;
 pub mod catalog;
 pub mod cdi;

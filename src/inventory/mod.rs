@@ -223,7 +223,13 @@ impl Inventory {
         Ok(inventory)
     }
 
-    fn library_path(&self, prefix: &str, config: &DriverConfig) -> Result<PathBuf, InventoryError> {
+    /// The 64-bit library of this driver whose soname starts with `prefix`
+    /// (`libnvidia-ml.so`), or an error naming the ld cache it is missing from.
+    pub fn library_path(
+        &self,
+        prefix: &str,
+        config: &DriverConfig,
+    ) -> Result<PathBuf, InventoryError> {
         self.libraries
             .iter()
             .find(|l| l.prefix == prefix && l.is_64bit)

@@ -5,7 +5,7 @@
 #   CARRY_DIR/bin/{gpuhook,gpuhook-runtime,runc,busybox}  gpuhook's two binaries (release
 #                                         build), runc, busybox-static
 #   CARRY_DIR/lib/libseccomp.so.2         runc's one library, if the machine lacks it
-# Builds only tests/gpu/vecadd.c (gcc). Prints one PASS/FAIL line per check, the timing
+# Builds only tests/gpu/vecadd.c and tests/gpu/gpumem.c (gcc). Prints one PASS/FAIL line per check, the timing
 # figures, and "N passed, M failed"; exits non-zero when a check failed. Everything is also
 # written to OUT_DIR/suite.log.
 set -uo pipefail
@@ -39,6 +39,7 @@ mounts_before=$(mounts)
 
 echo "== setup"
 gcc -O2 -o "$work/vecadd" "$repo/tests/gpu/vecadd.c" -ldl || { echo "cannot build vecadd"; exit 1; }
+gcc -O2 -o "$work/gpumem" "$repo/tests/gpu/gpumem.c" -ldl || { echo "cannot build gpumem"; exit 1; }
 tmpl=$work/rootfs
 BUSYBOX=$carry/bin/busybox bash "$repo/tests/sim/make-rootfs.sh" "$tmpl" || exit 1
 # The glibc pieces nvidia-smi, the driver libraries and vecadd need: the "image" part of the
@@ -47,6 +48,7 @@ for f in "$(command -v nvidia-smi)" "$work/vecadd" $(ldconfig -p | awk '/libcuda
     ldd "$f" | awk '$3 ~ /^\// { print $3 }'
 done | sort -u | grep -v -e nvidia -e cuda | while read -r lib; do cp -L "$lib" "$tmpl/lib/x86_64-linux-gnu/"; done
 cp "$work/vecadd" "$tmpl/bin/vecadd"
+cp "$work/gpumem" "$tmpl/bin/gpumem"
 if [ -n "$(find "$tmpl" \( -name 'libcuda*' -o -name 'nvidia-smi' -o -name 'libnvidia*' \) -print -quit)" ]; then
     echo "rootfs template carries NVIDIA files"; exit 1
 fi
@@ -266,7 +268,73 @@ GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" doctor > "$work/doctor.out" 2>&1; rc=$
 cat "$work/doctor.out"
 check "doctor finds nothing broken on this node" test "$rc" = 0
 
-echo "== 11. the host is left clean (after the parallel starts of 7 and everything else)"
+echo "== 11. gpuhook ps and metrics: GPU memory per container"
+# Three runc containers through the hook, each holding a known amount on GPU 0 (gpumem: a
+# context alone, + 1 GiB, + 2 GiB), and one host process holding a context. The context-only
+# container measures the CUDA context's own memory; the others must show theirs plus it.
+"$work/gpumem" 0 > "$work/hostmem.out" 2>&1 &
+hostmem=$!
+for case in ctx:0 1g:1024 2g:2048; do
+    bundle "mem${case%%:*}" yes "exec gpumem ${case##*:}" NVIDIA_VISIBLE_DEVICES=0
+    runc run -d --bundle "$work/b-mem${case%%:*}" "gpu-mem${case%%:*}-$$" < /dev/null > "$work/mem${case%%:*}.out" 2>&1
+done
+for _ in $(seq 120); do
+    [ "$(cat "$work"/memctx.out "$work"/mem1g.out "$work"/mem2g.out "$work/hostmem.out" 2>/dev/null | grep -c 'gpumem: holding')" = 4 ] && break
+    sleep 0.5
+done
+cat "$work"/mem*.out "$work/hostmem.out"
+t0=$(date +%s%N)
+GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" ps --json --runc-root "$work/runc-state" > "$work/ps.json" 2> "$work/ps.err"; rc=$?
+t1=$(date +%s%N)
+cat "$work/ps.err"
+echo "gpuhook ps took $(( (t1 - t0) / 1000000 )) ms (NVML initialisation included)"
+GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" ps --runc-root "$work/runc-state"
+check "gpuhook ps --json succeeds" test "$rc" = 0
+nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits > "$work/apps.csv"
+check "each container is listed with its amount plus the measured CUDA context overhead" python3 - "$work/ps.json" "$work/runc-state" "$$" "$hostmem" "$work/apps.csv" <<'PY'
+import json, sys
+ps, state_root, me, hostmem, apps = sys.argv[1:]
+MIB = 1 << 20
+usage = json.load(open(ps))["usage"]
+def row(cid):
+    rows = [u for u in usage if u["owner"] == "container" and u["container"]["id"] == cid]
+    return rows[0] if len(rows) == 1 else None
+pid = lambda name: json.load(open(f"{state_root}/gpu-{name}-{me}/state.json"))["init_process_pid"]
+rows = {n: row(f"gpu-{n}-{me}") for n in ("memctx", "mem1g", "mem2g")}
+print("rows:", {n: (r["memory_used_bytes"] / MIB, [p["pid"] for p in r["processes"]]) if r else None for n, r in rows.items()})
+ok = all(rows.values())
+if ok:
+    overhead = rows["memctx"]["memory_used_bytes"] / MIB
+    print(f"CUDA context overhead (a container holding only a context): {overhead:.0f} MiB")
+    for n, want in (("mem1g", 1024), ("mem2g", 2048)):
+        got = rows[n]["memory_used_bytes"] / MIB
+        print(f"{n}: {got:.0f} MiB = {want} MiB + {got - want:.0f} MiB (context overhead measured: {overhead:.0f} MiB)")
+        ok &= abs(got - want - overhead) <= 32
+    ok &= all([p["pid"] for p in rows[n]["processes"]] == [pid(n)] for n in rows)
+    ok &= all(r["gpu"]["index"] == 0 for r in rows.values())
+host = [u for u in usage if u["owner"] == "host" and any(p["pid"] == int(hostmem) for p in u["processes"])]
+print("host process row:", bool(host))
+ok &= bool(host)
+smi = {int(p): int(m) for p, m in (l.split(",") for l in open(apps) if l.strip())}
+ours = {p["pid"]: p["memory_used_bytes"] / MIB for u in usage for p in u["processes"] if p["memory_used_bytes"] is not None}
+print("nvidia-smi --query-compute-apps (MiB):", smi, "gpuhook ps (MiB):", {k: round(v) for k, v in ours.items()})
+ok &= all(abs(ours.get(p, -1e9) - m) <= 1 for p, m in smi.items())
+sys.exit(0 if ok else 1)
+PY
+GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" metrics --runc-root "$work/runc-state" > "$work/metrics.txt" 2>&1
+grep -e "gpu-mem1g-$$" -e '^gpuhook_gpu_memory' "$work/metrics.txt"
+check "metrics give the 1 GiB container the bytes ps gives it" python3 - "$work/ps.json" "$work/metrics.txt" "gpu-mem1g-$$" <<'PY'
+import json, sys
+ps, metrics, cid = sys.argv[1:]
+want = [u["memory_used_bytes"] for u in json.load(open(ps))["usage"] if u["owner"] == "container" and u["container"]["id"] == cid]
+got = [float(l.rsplit(" ", 1)[1]) for l in open(metrics) if l.startswith("gpuhook_container_gpu_memory_used_bytes{") and f'container_id="{cid}"' in l]
+print("ps:", want, "metrics:", got)
+sys.exit(0 if want and got == [float(w) for w in want] else 1)
+PY
+for name in memctx mem1g mem2g; do runc delete --force "gpu-$name-$$" > /dev/null 2>&1; rm -rf "$work/b-$name"; done
+kill "$hostmem"; wait "$hostmem" 2>/dev/null
+
+echo "== 12. the host is left clean (after the parallel starts of 7 and everything else)"
 sleep 1
 check "no container left in runc" test -z "$(runc list -q)"
 check "no gpuhook or runc process left" test -z "$(pgrep -f "$carry/bin/(gpuhook|runc)")"

@@ -6,6 +6,8 @@
 #                fabric manager sockets, MPS pipe dir, Vulkan/EGL/GBM files, X modules
 #   OUT/dev/     device nodes (real majors, no kernel driver behind them), IMEX channels 0-1
 #   OUT/proc/driver/nvidia/  version, params, registry, gpus/<bus id>/information
+#   OUT/gpu-processes        the simulated NVML's process table (absent: no GPU process;
+#                            see tests/sim/README.md and sim_nvml_procs.c)
 # Env: SIM_CUDA_VERSION (default 13000) is what libcuda's cuDriverGetVersion reports.
 #      SIM_MIG=1 puts GPU 0 in MIG mode with 2 MIG devices (GPU instances 1 and 2, compute
 #      instance 0 each): OUT/proc/driver/nvidia/capabilities/ and OUT/dev/nvidia-caps/.
@@ -59,12 +61,16 @@ DEFS=(
     "-DSIM_PROC=$(cstr "$OUT/proc/driver/nvidia/gpus")"
     "-DSIM_DEV=$(cstr "$OUT/dev")"
     "-DSIM_CAPS=$(cstr "$OUT/proc/driver/nvidia/capabilities")"
+    "-DSIM_PROCESSES=$(cstr "$OUT/gpu-processes")"
 )
 
 # ---- libraries -------------------------------------------------------------
 "${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_stub.c" -o "$BUILD/stub.o"
 "${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_cuda.c" -o "$BUILD/cuda.o"
-"${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_nvml.c" -o "$BUILD/nvml.o"
+"${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_nvml.c" -o "$BUILD/nvml-devices.o"
+"${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_nvml_procs.c" -o "$BUILD/nvml-procs.o"
+# One object for the one library: devices and MIG, then processes, memory and utilisation.
+ld -r -o "$BUILD/nvml.o" "$BUILD/nvml-devices.o" "$BUILD/nvml-procs.o"
 
 # lib FILE SONAME OBJECT [DEVLINK]: FILE with SONAME, soname link, dev link.
 lib() {

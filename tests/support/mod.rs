@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod engines;
+pub mod gpu_processes;
 pub mod watch;
 
 use std::collections::BTreeSet;

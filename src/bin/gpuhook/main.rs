@@ -15,6 +15,8 @@ use gpuhook::log::Log;
 mod admin;
 mod cdi;
 mod doctor;
+mod metrics;
+mod ps;
 
 /// The name dockerd's `--gpus` support looks up in its PATH.
 const COMPAT_HOOK_NAME: &str = "nvidia-container-runtime-hook";
@@ -114,6 +116,11 @@ enum Command {
         #[arg(long, default_value = "/etc/containerd/config.toml")]
         containerd_config: PathBuf,
     },
+    /// Which container uses how much GPU memory: one row per (container, GPU), with its
+    /// processes (NVML's, attributed through their cgroups and the runtimes' state).
+    Ps(ps::PsArgs),
+    /// The same as Prometheus metrics, printed once or served with --listen.
+    Metrics(metrics::MetricsArgs),
     /// CDI specs: generate one for this host, list what the specs on disk offer.
     #[command(subcommand)]
     Cdi(cdi::CdiCommand),
@@ -157,6 +164,8 @@ fn main() -> ExitCode {
         | Command::CdiHook(_)
         | Command::Info { .. }
         | Command::List { .. }
+        | Command::Ps(_)
+        | Command::Metrics(_)
         | Command::Doctor { .. } => {}
     }
     let (config_path, named) = match (cli.config, std::env::var_os(CONFIG_ENV)) {
@@ -195,6 +204,8 @@ fn main() -> ExitCode {
             capabilities,
             json,
         } => admin::list(&config, &devices, &capabilities, json),
+        Command::Ps(args) => ps::ps(&config, &args),
+        Command::Metrics(args) => metrics::metrics(&config, &args),
         _ => oci_hook(&config, &log, started),
     }
 }
