@@ -45,6 +45,8 @@ pub enum Outcome {
     /// GPUs `(index, uuid)`, the driver capabilities and this many mounts were given.
     Injected {
         gpus: Vec<(u32, String)>,
+        /// GPUs `all` left out as unusable: `(index, bus id, why)`.
+        skipped_gpus: Vec<(u32, String, String)>,
         capabilities: Vec<&'static str>,
         mounts: usize,
     },
@@ -83,6 +85,7 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
     apply::apply(&plan, &container, config)?;
     Ok(Outcome::Injected {
         gpus: plan.gpus,
+        skipped_gpus: plan.skipped_gpus,
         capabilities: request.capabilities.iter().map(|c| c.name()).collect(),
         mounts: plan.mounts.len(),
     })

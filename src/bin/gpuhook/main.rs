@@ -223,9 +223,19 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
         }
         Ok(Outcome::Injected {
             gpus,
+            skipped_gpus,
             capabilities,
             mounts,
         }) => {
+            for (index, bus_id, reason) in skipped_gpus {
+                log.write(
+                    LogLevel::Warn,
+                    &format!(
+                        "container={} skipped unusable GPU {index} ({bus_id}): {reason}",
+                        state.id
+                    ),
+                );
+            }
             let gpus: Vec<String> = gpus.iter().map(|(i, uuid)| format!("{i}={uuid}")).collect();
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
             log.write(
