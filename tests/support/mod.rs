@@ -53,7 +53,7 @@ pub fn prerequisites_with(test: &str, programs: &[&str]) -> bool {
         panic!("{test}: missing prerequisite(s) in CI: {missing}");
     }
     eprintln!(
-        "\n!!!!!!!! {test}: NOT RUN: needs {missing} (run `sudo make test`, see README) !!!!!!!!\n"
+        "\n!!!!!!!! {test}: NOT RUN: needs {missing} (run `make test` as root, see README) !!!!!!!!\n"
     );
     false
 }
