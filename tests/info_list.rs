@@ -105,8 +105,8 @@ fn info_without_nvml_still_reports_the_cuda_version() {
 }
 
 #[test]
-fn info_shows_the_brand_and_an_unusable_gpu_in_its_place() {
-    if !prerequisites_with("info_shows_the_brand_and_an_unusable_gpu_in_its_place", &[]) {
+fn info_and_cdi_show_an_unusable_gpu_and_the_brand() {
+    if !prerequisites_with("info_and_cdi_show_an_unusable_gpu_and_the_brand", &[]) {
         return;
     }
     let sim = Sim::build_with_env(2, &[("SIM_BRAND", "14")]);
@@ -134,6 +134,28 @@ fn info_shows_the_brand_and_an_unusable_gpu_in_its_place() {
         .as_str()
         .unwrap()
         .contains("0000:10:00.0/information has no valid"));
+
+    // A CDI spec offers the usable GPU under its own index, and says what it left out.
+    let out = Command::new(gpuhook_bin())
+        .args(["cdi", "generate"])
+        .env("GPUHOOK_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let spec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = spec["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["1", "all"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "gpuhook: warning: GPU 0 (0000:10:00.0) left out of the spec, it cannot be used: "
+        ),
+        "{out:?}"
+    );
 }
 
 #[test]
