@@ -209,3 +209,26 @@ fn the_one_package_list_covers_every_test_program() {
         ]
     );
 }
+
+#[test]
+fn without_rust_it_stops_with_rustups_command() {
+    if !prerequisites_with(
+        "without_rust_it_stops_with_rustups_command",
+        &["runc", "busybox", "gcc"],
+    ) {
+        return;
+    }
+    // The demo's packages are there (system directories), cargo is not on this PATH.
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/prerequisites.sh"))
+        .arg("demo")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("prerequisites: no Rust toolchain (cargo not on PATH); install it with:\n    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y"),
+        "{text}"
+    );
+}
