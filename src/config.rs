@@ -149,6 +149,8 @@ pub struct HookConfig {
     /// Where CUDA images keep the forward-compatibility driver libraries (inside the
     /// container); empty: never use them.
     pub cuda_compat_dir: PathBuf,
+    /// Seconds the ldconfig child may run before it is killed and the start fails.
+    pub ldconfig_timeout: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -235,6 +237,7 @@ impl Default for HookConfig {
             no_cgroups: false,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cuda_compat_dir: PathBuf::from("/usr/local/cuda/compat"),
+            ldconfig_timeout: 10,
         }
     }
 }
@@ -290,6 +293,11 @@ impl Config {
                  running the container's own ldconfig as root on the host is refused",
                 self.hook.ldconfig
             )));
+        }
+        if self.hook.ldconfig_timeout == 0 {
+            return Err(invalid(
+                "hook.ldconfig-timeout = 0: must be at least 1 (seconds)".into(),
+            ));
         }
         let absolute_keys: [(&str, &Path); 5] = [
             ("driver.root", &self.driver.root),

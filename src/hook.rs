@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde::Deserialize;
 
-use crate::apply::{self, ApplyError, Container};
+use crate::apply::{self, ApplyError};
 use crate::config::Config;
-use crate::inventory::{Inventory, InventoryError, InventoryNeeds};
+use crate::container::{ContainerError, ContainerHandle};
+use crate::inventory::{container_layout, Inventory, InventoryError, InventoryNeeds};
 use crate::plan::{self, PlanError};
 use crate::request::{self, ContainerFacts, RequestError, RequestPolicy, RequirementKey};
 
@@ -27,6 +28,8 @@ pub enum HookError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
 }
 
 /// The fields of the OCI state the hook uses.
@@ -42,13 +45,16 @@ pub struct OciState {
 pub enum Outcome {
     /// The container asked for no GPU and was left as it was.
     Untouched,
-    /// GPUs `(index, uuid)`, the driver capabilities and this many mounts were given.
+    /// GPUs `(index, uuid)`, the driver capabilities and this many mounts were given;
+    /// `skipped` says which optional endpoints were left out and why.
     Injected {
         gpus: Vec<(u32, String)>,
         /// GPUs `all` left out as unusable: `(index, bus id, why)`.
         skipped_gpus: Vec<(u32, String, String)>,
         capabilities: Vec<&'static str>,
         mounts: usize,
+        skipped: Vec<String>,
+        ldconfig_rss_kib: Option<u64>,
     },
 }
 
@@ -73,41 +79,61 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
     let Some(request) = request::container_request(&facts, &RequestPolicy::from(config))? else {
         return Ok(Outcome::Untouched);
     };
-    let container = container(state, &spec, &spec_path)?;
+    let handle = container(state, &spec, &spec_path)?;
     let needs = InventoryNeeds {
         cuda_version: request.needs(RequirementKey::Cuda),
         gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
         mig: request.needs_mig(),
     };
     let inventory = Inventory::read(&config.driver, needs)?;
-    let layout = apply::container_layout(&container.rootfs, &config.hook.cuda_compat_dir)?;
+    let layout = container_layout::read(
+        handle.rootfs(),
+        &config.hook.cuda_compat_dir,
+        handle.root_ids(),
+        facts.tmpfs_mounts.clone(),
+    );
     let plan = plan::plan(&request, &inventory, &layout)?;
-    apply::apply(&plan, &container, config)?;
+    let applied = apply::apply(&plan, &handle, config)?;
     Ok(Outcome::Injected {
         gpus: plan.gpus,
         skipped_gpus: plan.skipped_gpus,
         capabilities: request.capabilities.iter().map(|c| c.name()).collect(),
         mounts: plan.mounts.len(),
+        skipped: applied.skipped,
+        ldconfig_rss_kib: applied.ldconfig_rss_kib,
     })
 }
 
 /// The bundle's `config.json`, and its path.
 pub fn load_spec(state: &OciState) -> Result<(Spec, PathBuf), HookError> {
     let spec_path = state.bundle.join("config.json");
-    let spec = Spec::load(&spec_path).map_err(|e| HookError::Spec {
+    let spec_error = |message: String| HookError::Spec {
         path: spec_path.clone(),
-        message: e.to_string(),
+        message,
+    };
+    let bytes = std::fs::read(&spec_path).map_err(|e| spec_error(e.to_string()))?;
+    let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| {
+        spec_error(match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                format!("not valid JSON: {e}")
+            }
+            _ => format!("not an OCI runtime spec: {e}"),
+        })
     })?;
     Ok((spec, spec_path))
 }
 
-/// The container a hook works on: runc's init process and the rootfs from the spec.
-pub fn container(state: &OciState, spec: &Spec, spec_path: &Path) -> Result<Container, HookError> {
+/// The verified container a hook works on: runc's init process and the rootfs from the spec.
+pub fn container(
+    state: &OciState,
+    spec: &Spec,
+    spec_path: &Path,
+) -> Result<ContainerHandle, HookError> {
     let pid = state.pid.filter(|p| *p > 0).ok_or_else(|| {
         HookError::State("no `pid`: run gpuhook as a prestart/createRuntime hook".into())
     })?;
     let rootfs = rootfs_path(spec, &state.bundle, spec_path)?;
-    Ok(Container { pid, rootfs })
+    Ok(ContainerHandle::open(pid, &rootfs)?)
 }
 
 fn rootfs_path(spec: &Spec, bundle: &Path, spec_path: &Path) -> Result<PathBuf, HookError> {

@@ -9,6 +9,8 @@ pub mod catalog;
 pub mod cdi;
 pub mod config;
 pub mod configure;
+pub mod container;
+pub mod fsutil;
 pub mod hook;
 pub mod inventory;
 pub mod log;

@@ -98,9 +98,18 @@ impl CdiSetup {
 
     /// runc run through gpuhook-runtime (CDI mode picked by the qualified names).
     fn via_shim(&self, devices: &str) -> Outcome {
-        let env = format!("NVIDIA_VISIBLE_DEVICES={devices}");
+        self.via_shim_with(&format!("NVIDIA_VISIBLE_DEVICES={devices}"), None)
+    }
+
+    /// The same with `env` and, optionally, a CDI annotation naming `annotated` devices.
+    fn via_shim_with(&self, env: &str, annotated: Option<&str>) -> Outcome {
         let config = std::fs::read_to_string(self.config()).unwrap();
-        let bundle = Bundle::new("cdi-shim", &[&env], LIST, &config);
+        let bundle = Bundle::new("cdi-shim", &[env], LIST, &config);
+        if let Some(devices) = annotated {
+            bundle.edit_spec(|spec| {
+                spec["annotations"] = serde_json::json!({ "cdi.k8s.io/gpus": devices });
+            });
+        }
         let r = bundle.run_through_shim(&self.config());
         Outcome {
             success: r.success,
@@ -115,6 +124,8 @@ impl CdiSetup {
 struct Podman {
     root: tempfile::TempDir,
     published: PathBuf,
+    /// A hooks.d directory Podman reads (`--hooks-dir`), when the test installs one.
+    hooks_dir: Option<PathBuf>,
 }
 
 impl Podman {
@@ -129,7 +140,11 @@ impl Podman {
             setup.kind.replace(['/', '.'], "-")
         ));
         std::fs::copy(setup.spec_file(), &published).unwrap();
-        let podman = Podman { root, published };
+        let podman = Podman {
+            root,
+            published,
+            hooks_dir: None,
+        };
         let import = format!(
             "tar -C {:?} -c . | podman {} import - gpuhook-cdi-test >/dev/null",
             rootfs_template(),
@@ -138,9 +153,23 @@ impl Podman {
         sh(Command::new("sh").args(["-c", &import]));
         podman
     }
+    /// Installs the packaged hooks.d definition (`hook/oci-gpuhook.json`: the legacy hook for
+    /// every container) pointing at this build and `config`.
+    fn with_packaged_hook(mut self, config: &Path) -> Podman {
+        let dir = self.root.path().join("hooks.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut hook: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(repo().join("hook/oci-gpuhook.json")).unwrap())
+                .unwrap();
+        hook["hook"]["path"] = serde_json::json!(gpuhook_bin());
+        hook["hook"]["env"] = serde_json::json!([format!("GPUHOOK_CONFIG={}", config.display())]);
+        std::fs::write(dir.join("oci-gpuhook.json"), hook.to_string()).unwrap();
+        self.hooks_dir = Some(dir);
+        self
+    }
     fn global_args(&self) -> Vec<String> {
         let dir = self.root.path().display();
-        [
+        let mut args: Vec<String> = [
             format!("--root={dir}/root"),
             format!("--runroot={dir}/run"),
             "--storage-driver=vfs".into(),
@@ -148,9 +177,20 @@ impl Podman {
             "--events-backend=file".into(),
             "--runtime=runc".into(),
         ]
-        .into()
+        .into();
+        if let Some(hooks) = &self.hooks_dir {
+            args.push(format!("--hooks-dir={}", hooks.display()));
+        }
+        args
     }
     fn run(&self, device: &str) -> Outcome {
+        self.run_with_env(device, &[])
+    }
+    fn run_with_env(&self, device: &str, env: &[&str]) -> Outcome {
+        let env: Vec<String> = env
+            .iter()
+            .flat_map(|e| ["-e".to_string(), e.to_string()])
+            .collect();
         let out = Command::new("podman")
             .args(self.global_args())
             .args(["run", "--rm", "--network=none"])
@@ -161,6 +201,7 @@ impl Podman {
                 "--ulimit",
                 "nproc=1024:1024",
             ])
+            .args(env)
             .args(["--device", device, "gpuhook-cdi-test", "sh", "-c", LIST])
             .stdin(Stdio::null())
             .output()
@@ -368,5 +409,57 @@ fn runtime_shim_in_cdi_mode_gives_the_same_files() {
             && out.stderr.contains(&setup.name("all")),
         "{}",
         out.stderr
+    );
+}
+
+/// Lines of the `dev` section naming GPU nodes (`nvidia0`, `nvidia1`, ...).
+fn gpu_nodes(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .section("dev")
+        .into_iter()
+        .filter(|l| {
+            let name = l.rsplit(' ').next().unwrap_or(l);
+            name.strip_prefix("nvidia")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect()
+}
+
+/// A container given GPU 0 through CDI gets GPU 0 only, although its env asks for all GPUs (as
+/// the official CUDA images' does) and the packaged hooks.d entry runs the legacy hook for every
+/// container: the spec sets NVIDIA_VISIBLE_DEVICES=void, and the hook never gives more GPUs
+/// than the spec declares anyway. The same through the shim with a CDI annotation.
+#[test]
+fn cdi_gpus_are_all_a_container_gets_whatever_its_env_says() {
+    if !prerequisites_with(
+        "cdi_gpus_are_all_a_container_gets_whatever_its_env_says",
+        &["runc", "podman"],
+    ) {
+        return;
+    }
+    let setup = CdiSetup::new("ceiling");
+    let podman = Podman::new(&setup).with_packaged_hook(&setup.config());
+    let out = podman.run_with_env(&setup.name("0"), &["NVIDIA_VISIBLE_DEVICES=all"]);
+    expect_success(&out, "podman --device =0 -e NVIDIA_VISIBLE_DEVICES=all");
+    let shim = setup.via_shim_with("NVIDIA_VISIBLE_DEVICES=all", Some(&setup.name("0")));
+    expect_success(
+        &shim,
+        "the shim with a CDI annotation and NVIDIA_VISIBLE_DEVICES=all",
+    );
+    for (what, outcome) in [("podman", &out), ("shim", &shim)] {
+        let nodes = gpu_nodes(outcome);
+        assert_eq!(nodes.len(), 1, "{what}: GPU nodes {nodes:?}");
+        assert!(nodes[0].ends_with("nvidia0"), "{what}: {nodes:?}");
+        let gpus = outcome.section("gpus");
+        assert_eq!(gpus.len(), 1, "{what}: /proc/driver/nvidia/gpus {gpus:?}");
+        let seen = smi_uuids(outcome);
+        assert_eq!(seen.len(), 1, "{what}: nvidia-smi {seen:?}");
+        assert!(seen[0].contains(&setup.sim.uuid(0)), "{what}: {seen:?}");
+    }
+    // The packaged hook did run for the Podman container, and found no request.
+    let log = std::fs::read_to_string(setup.log()).unwrap_or_default();
+    assert!(
+        log.contains("no GPU requested"),
+        "the hooks.d hook did not run:\n{log}"
     );
 }

@@ -6,8 +6,8 @@
 mod support;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -320,36 +320,6 @@ fn a_full_rootfs_filesystem_fails_clearly() {
     }
 }
 
-/// Runs `gpuhook prestart` directly with `state` on stdin; returns (exit code, stderr).
-fn prestart(bundle: &Bundle, state: &str) -> (i32, String) {
-    let mut child = Command::new(gpuhook_bin())
-        .arg("prestart")
-        .env("GPUHOOK_CONFIG", bundle.dir.path().join("gpuhook.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(state.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn state(id: &str, pid: u32, bundle: &Path) -> String {
-    format!(
-        r#"{{"ociVersion":"1.0.2","id":"{id}","status":"creating","pid":{pid},"bundle":"{}"}}"#,
-        bundle.display()
-    )
-}
-
 /// The container's process exited before its hook ran: the state names a dead pid.
 #[test]
 fn a_container_process_gone_before_the_hook_fails_clearly() {
@@ -380,48 +350,6 @@ fn a_container_process_gone_before_the_hook_fails_clearly() {
     );
     assert_eq!(tree_fingerprint(&bundle.rootfs()), rootfs_before);
     host.assert_unchanged("dead pid");
-}
-
-/// The state names a live process of the host (the container's pid was reused after it
-/// exited): it shares the hook's mount namespace, so the mounts would land on the host. The
-/// hook refuses before creating or mounting anything.
-#[test]
-fn a_pid_in_the_host_mount_namespace_is_refused() {
-    if !prerequisites("a_pid_in_the_host_mount_namespace_is_refused") {
-        return;
-    }
-    let sim = Sim::build(1);
-    let log = std::env::temp_dir().join("gpuhook-test-hostpid.log");
-    let bundle = Bundle::new(
-        "hostpid",
-        &["NVIDIA_VISIBLE_DEVICES=all"],
-        "true",
-        &sim.config(&log, ""),
-    );
-    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
-    let host = HostWatch::new();
-    let rootfs_before = tree_fingerprint(&bundle.rootfs());
-    let (code, stderr) = prestart(&bundle, &state("hostpid", sleeper.id(), bundle.dir.path()));
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
-    // Whatever happened, take any mount the hook made on the host back before asserting.
-    let mounted: Vec<String> = host_mounts()
-        .into_iter()
-        .filter(|m| m.contains(&bundle.rootfs().display().to_string()))
-        .collect();
-    for mount in mounted.iter().rev() {
-        let point = mount.split(' ').next().unwrap_or("");
-        let _ = Command::new("umount").arg("-l").arg(point).status();
-    }
-    assert!(mounted.is_empty(), "mounted on the host: {mounted:?}");
-    assert_eq!(code, 1, "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("is in the host's own mount namespace"),
-        "{stderr}"
-    );
-    assert_eq!(tree_fingerprint(&bundle.rootfs()), rootfs_before);
-    host.assert_unchanged("host pid");
 }
 
 /// The hook configured twice for one container (two prestart entries): the second run finds

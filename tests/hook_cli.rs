@@ -83,6 +83,18 @@ fn malformed_config_json_is_a_clear_error() {
         stderr.contains("cannot load the container's spec") && stderr.contains("config.json"),
         "{stderr}"
     );
+    // Says what is wrong and where, not a bare "serde failed".
+    assert!(
+        stderr.contains("not valid JSON") && stderr.contains("line 1 column 3"),
+        "{stderr}"
+    );
+    let bundle = bundle_with(r#"{"ociVersion": 2}"#);
+    let (code, stderr) = hook(&["prestart"], &state_for(bundle.path()), QUIET);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not an OCI runtime spec: invalid type"),
+        "{stderr}"
+    );
     let missing = tempfile::tempdir().unwrap();
     let (code, stderr) = hook(&["prestart"], &state_for(missing.path()), QUIET);
     assert_eq!(code, 1);
@@ -97,14 +109,19 @@ fn a_container_that_asks_for_nothing_is_left_alone() {
     let config = format!("{QUIET}[driver]\nproc-driver-root = \"/nonexistent\"\n");
     let (code, stderr) = hook(&["prestart"], &state_for(bundle.path()), &config);
     assert_eq!((code, stderr.as_str()), (0, ""));
-    // The compatibility entry points behave the same.
-    for verb in ["createRuntime", "createContainer"] {
-        assert_eq!(
-            hook(&[verb], &state_for(bundle.path()), &config).0,
-            0,
-            "{verb}"
-        );
-    }
+    // createRuntime behaves the same; createContainer (run by runc inside the container's
+    // namespaces) is refused with a line that says what to use instead.
+    assert_eq!(
+        hook(&["createRuntime"], &state_for(bundle.path()), &config).0,
+        0
+    );
+    let (code, stderr) = hook(&["createContainer"], &state_for(bundle.path()), &config);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains("createContainer") && stderr.contains("prestart or createRuntime"),
+        "{stderr}"
+    );
     assert_eq!(hook(&["poststop"], b"", &config).0, 0);
 }
 

@@ -148,8 +148,9 @@ pub fn allow_devices(cgroup_dir: &Path, rules: &[DeviceRule]) -> Result<(), Appl
         let old = program_by_id(id).map_err(|e| fail(format!("open device program {id}: {e}")))?;
         let old_insns =
             instructions(&old).map_err(|e| fail(format!("read device program {id}: {e}")))?;
-        let mut insns = allow_prefix(rules);
-        insns.extend(old_insns);
+        let Some(insns) = extended(old_insns, rules) else {
+            continue;
+        };
         let new = load(&insns).map_err(|e| fail(format!("load device program: {e}")))?;
         // BPF_PROG_ATTACH: target_fd, attach_bpf_fd, attach_type, attach_flags, replace_bpf_fd.
         let mut attr = [0u64; 4];
@@ -166,6 +167,18 @@ pub fn allow_devices(cgroup_dir: &Path, rules: &[DeviceRule]) -> Result<(), Appl
         bpf(BPF_PROG_ATTACH, &mut attr).map_err(|e| fail(format!("attach device program: {e}")))?;
     }
     Ok(())
+}
+
+/// `old` with the allow prefix for `rules` in front; `None` when `old` starts with that very
+/// prefix already (a second hook run for the same container: stacking another would only
+/// lengthen the program on every run).
+pub fn extended(old: Vec<Insn>, rules: &[DeviceRule]) -> Option<Vec<Insn>> {
+    let mut insns = allow_prefix(rules);
+    if old.starts_with(&insns) {
+        return None;
+    }
+    insns.extend(old);
+    Some(insns)
 }
 
 fn program_by_id(id: u32) -> std::io::Result<OwnedFd> {
@@ -238,6 +251,27 @@ mod tests {
         }
         assert_eq!(insns[6 + 1].imm, 195);
         assert_eq!(insns[6 + 8 + 2].imm, 255);
+    }
+
+    #[test]
+    fn a_program_is_extended_once() {
+        let rules = [DeviceRule {
+            major: 195,
+            minor: 0,
+        }];
+        let runtime = vec![Insn::new(MOV_K, 0, 0, 0, 0), Insn::new(EXIT, 0, 0, 0, 0)];
+        let once = extended(runtime.clone(), &rules).unwrap();
+        assert_eq!(once.len(), allow_prefix(&rules).len() + runtime.len());
+        assert!(once.ends_with(&runtime));
+        assert_eq!(extended(once.clone(), &rules), None, "second run");
+        let other = [DeviceRule {
+            major: 195,
+            minor: 1,
+        }];
+        assert!(
+            extended(once, &other).is_some(),
+            "other rules still get their prefix"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{bpf, ApplyError};
+use crate::container::ContainerHandle;
 use crate::plan::DeviceRule;
 
 /// Where the container's device rules live.
@@ -18,33 +19,33 @@ pub enum DeviceCgroup {
     V2(PathBuf),
 }
 
-/// Reads `/proc/<pid>/cgroup` (lines `id:controllers:path`) into the container's device
-/// cgroup. A v1 `devices` line wins over the v2 line (hybrid hosts manage devices in v1).
+/// Reads `/proc/<pid>/cgroup` (lines `id:controllers:path`, parsed by the procfs crate) into
+/// the container's device cgroup. A v1 `devices` line wins over the v2 line (hybrid hosts
+/// manage devices in v1). `None` when the text does not parse or names neither.
 pub fn parse_proc_cgroup(text: &str, cgroup_root: &Path) -> Option<DeviceCgroup> {
+    use procfs::FromBufRead;
+    let groups = procfs::ProcessCGroups::from_buf_read(text.as_bytes()).ok()?;
     let mut unified = None;
-    for line in text.lines() {
-        let mut fields = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        let relative = path.trim_start_matches('/');
-        if controllers.split(',').any(|c| c == "devices") {
+    for group in groups {
+        let relative = group.pathname.trim_start_matches('/');
+        if group.controllers.iter().any(|c| c == "devices") {
             return Some(DeviceCgroup::V1(cgroup_root.join("devices").join(relative)));
         }
-        if id == "0" && controllers.is_empty() {
+        if group.hierarchy == 0 && group.controllers.is_empty() {
             unified = Some(DeviceCgroup::V2(cgroup_root.join(relative)));
         }
     }
     unified
 }
 
-pub fn container_cgroup(pid: i32, cgroup_root: &Path) -> Result<DeviceCgroup, ApplyError> {
-    let path = PathBuf::from(format!("/proc/{pid}/cgroup"));
-    let text = std::fs::read_to_string(&path).map_err(|e| ApplyError::Gone { pid, source: e })?;
-    parse_proc_cgroup(&text, cgroup_root).ok_or(ApplyError::Cgroup {
-        path,
+/// The device cgroup of the verified container `handle`.
+pub fn container_cgroup(
+    handle: &ContainerHandle,
+    cgroup_root: &Path,
+) -> Result<DeviceCgroup, ApplyError> {
+    let text = handle.read_proc("cgroup")?;
+    parse_proc_cgroup(&text, cgroup_root).ok_or_else(|| ApplyError::Cgroup {
+        path: PathBuf::from(format!("/proc/{}/cgroup", handle.pid())),
         message: "no devices (v1) or unified (v2) cgroup listed".into(),
     })
 }

@@ -1,29 +1,50 @@
-//! Rebuilding the container's ld cache with the host's ldconfig, safely.
-//!
-//! The host's binary runs (never the image's), as a static executable (a dynamic one would
-//! load the image's `ld.so` once chrooted), executed from the fd opened on the host
-//! (`execveat`, no path resolved in the container), with an empty environment (no
-//! `LD_PRELOAD` from anywhere), in a private copy of the container's mount namespace from which
-//! the rootfs's `/proc` and `/sys` are detached (so no `/proc/<pid>/root` magic link in the
-//! image can lead a write out) and whose rootfs mounts are nosuid, nodev, noexec. The child
-//! chroots into the rootfs itself, then gives up everything before `exec`: an empty bounding
-//! set, the uid and gid owning the rootfs's `/etc` and no capability at all, `no_new_privs`,
-//! and a seccomp deny-list (see [`super::seccomp`]). ldconfig parses the image's ELF files; if
-//! that parsing is ever exploited, the exploit holds nothing a container process does not.
+//! Rebuilding the container's ld cache with the host's ldconfig: the policy. How the child is
+//! confined is [`super::confined`]'s business; what it may do is decided here.
+//! - The host's binary runs, never the image's, and only a static one (a dynamic one would load
+//!   the image's `ld.so` once chrooted); Ubuntu's `/sbin/ldconfig` script is skipped for its
+//!   `ldconfig.real`. It is opened on the host and executed from that fd.
+//! - Before it runs: `/etc` and the directories it indexes are on the image's own filesystem
+//!   (never a volume, never a mount gpuhook made), `/etc` belongs to the container's root (the
+//!   child runs as that user, without privileges), and the image's `/etc/ld.so.conf` and
+//!   `/etc/ld.so.conf.d/*.conf` are regular files of at most [`MAX_CONF_BYTES`] (a FIFO would
+//!   hang ldconfig, a huge sparse file eat host memory).
+//! - It runs as the container's root with no capability, in new mount, pid and cgroup
+//!   namespaces and the container's (or new) network, IPC and UTS ones, seeing only the image's
+//!   files and what gpuhook mounted (volumes, procfs, sysfs and the rest detached), under an
+//!   allow-list seccomp filter ([`super::seccomp`]), bounded memory, file size, open files and
+//!   CPU time, and killed after `hook.ldconfig-timeout` seconds.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::unix::process::ExitStatusExt;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rustix::fs::FileType;
-use seccompiler::sock_filter;
 
-use super::mount::{c_path, MountAttr};
+use super::confined::{self, Limits, Namespaces};
+use super::mount::c_path;
+use super::rootfs::{resolve_error, Rootfs};
 use super::{seccomp, ApplyError};
-use crate::inventory::{open_root_dir, resolve_in_root};
+use crate::container::{ns, ContainerHandle, JOINABLE_NAMESPACES};
+use crate::inventory::resolve_in_root;
+
+/// The largest `ld.so.conf` (or `ld.so.conf.d/*.conf` file) accepted from an image: real ones
+/// are a few lines.
+pub const MAX_CONF_BYTES: u64 = 1 << 20;
+/// At most this many entries in `/etc/ld.so.conf.d`.
+const MAX_CONF_ENTRIES: usize = 4096;
+
+/// Enough address space to map the largest libraries of CUDA images (ldconfig maps each file
+/// whole), little heap, and a cache file far larger than any real one.
+const LIMITS: Limits = Limits {
+    address_space: 8 << 30,
+    data: 512 << 20,
+    file_size: 256 << 20,
+    open_files: 256,
+    cpu_seconds: 60,
+};
 
 /// The host ldconfig, opened and checked before entering the container.
 pub struct HostLdconfig {
@@ -65,63 +86,50 @@ impl HostLdconfig {
         Ok(HostLdconfig { file, path })
     }
 
-    /// Runs `ldconfig <dirs>` chrooted in `rootfs`, confined as described above. Must be
-    /// called from inside the container's mount namespace.
-    pub fn run(&self, rootfs: &Path, dirs: &[PathBuf]) -> Result<(), ApplyError> {
+    /// Runs `ldconfig <dirs>` on the container's rootfs (`ids`: the host ids of the container's
+    /// root, who must own `/etc`); returns the child's peak RSS in KiB. Must be called from
+    /// inside the container's mount namespace, after gpuhook's mounts are attached.
+    pub fn run(
+        &self,
+        handle: &ContainerHandle,
+        rootfs: &Rootfs,
+        dirs: &[PathBuf],
+        ids: (u32, u32),
+        timeout: Duration,
+    ) -> Result<u64, ApplyError> {
         let fail = |message: String| ApplyError::Ldconfig { message };
-        let detach = pseudo_filesystems_under(rootfs)?;
-        let root_fd = open_root_dir(rootfs)
-            .map_err(|e| fail(format!("cannot open the rootfs {}: {e}", rootfs.display())))?;
-        let root_stat = rustix::fs::fstat(&root_fd)
-            .map_err(|e| fail(format!("cannot stat the rootfs {}: {e}", rootfs.display())))?;
-        let (uid, gid) = owner_of_etc(&root_fd).unwrap_or((root_stat.st_uid, root_stat.st_gid));
-        let rootfs_c = c_path(rootfs)?;
-        let mut args = vec![CString::from(c"ldconfig")];
+        precheck(rootfs, dirs, ids)?;
+        let root = c_path(rootfs.rules.rootfs_path())?;
+        let root_stat = rustix::fs::fstat(rootfs.fd())
+            .map_err(|e| fail(format!("cannot stat the rootfs: {e}")))?;
+        let detach = rootfs
+            .rules
+            .foreign_mounts(dirs)
+            .iter()
+            .map(|p| c_path(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut argv = vec![CString::from(c"ldconfig")];
         for dir in dirs {
-            args.push(c_path(dir)?);
+            argv.push(c_path(dir)?);
         }
-        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-        let filter = seccomp::ldconfig_filter()?;
-        let devnull = File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| fail(format!("cannot open /dev/null: {e}")))?;
-        let (output, stderr) = pipe().map_err(|e| fail(format!("cannot make a pipe: {e}")))?;
-        let child = Confinement {
+        let filter = seccomp::file_tool_filter()?;
+        let command = confined::Command {
+            program: &self.file,
+            argv: &argv,
+            root: &root,
+            root_id: (root_stat.st_dev, root_stat.st_ino),
             detach: &detach,
-            rootfs: &rootfs_c,
-            rootfs_id: (root_stat.st_dev, root_stat.st_ino),
-            uid,
-            gid,
-            program: self.file.as_raw_fd(),
-            argv: argv.as_ptr(),
-            envp: envp.as_ptr(),
+            // The container's root: uid 0 of its user namespace, which the child joins.
+            ids: (0, 0),
+            namespaces: child_namespaces(handle)?,
+            limits: LIMITS,
+            timeout,
             filter: &filter,
-            devnull: devnull.as_raw_fd(),
-            stderr: stderr.as_raw_fd(),
         };
-        // SAFETY: fork in a process whose other threads (if NVML started any) do not hold
-        // locks the child needs: the child only makes raw syscalls on data built above, and
-        // ends in execveat or _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // SAFETY: in the forked child, see above.
-            unsafe { child.confine_and_exec() }
-        }
-        if pid < 0 {
-            return Err(fail(format!(
-                "cannot fork: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        drop(stderr);
-        let messages = read_tail(output);
-        let status = wait(pid).map_err(|e| fail(format!("cannot wait for ldconfig: {e}")))?;
-        if !status.success() {
-            let text = String::from_utf8_lossy(&messages);
+        let finished =
+            confined::run(&command).map_err(|e| fail(format!("{}: {e}", self.path.display())))?;
+        if !finished.status.success() {
+            let text = String::from_utf8_lossy(&finished.stderr);
             // ldconfig warns about odd files as it goes; the reason it stopped comes last.
             let last = text
                 .lines()
@@ -129,306 +137,125 @@ impl HostLdconfig {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("no output");
             return Err(fail(format!(
-                "{} failed ({status}): {last}",
-                self.path.display()
+                "{} failed ({}): {last}",
+                self.path.display(),
+                finished.status
             )));
         }
-        Ok(())
+        Ok(finished.max_rss_kib)
     }
 }
 
-/// Everything the forked child needs, prepared before the fork (the child must not allocate).
-struct Confinement<'a> {
-    detach: &'a [CString],
-    rootfs: &'a CStr,
-    rootfs_id: (u64, u64),
-    uid: u32,
-    gid: u32,
-    program: RawFd,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-    filter: &'a [sock_filter],
-    devnull: RawFd,
-    stderr: RawFd,
-}
-
-impl Confinement<'_> {
-    /// In the forked child: confine, then exec ldconfig. Never returns.
-    ///
-    /// # Safety
-    /// Only in a freshly forked child of `HostLdconfig::run`.
-    unsafe fn confine_and_exec(&self) -> ! {
-        let check = |ok: bool, what: &str| {
-            if !ok {
-                child_fail(self.stderr, what)
-            }
+/// The container's network, IPC, UTS and user namespaces are joined; where one of them is the
+/// hook's own (a host-network container, one without a user namespace), the child gets a new
+/// one instead, or (user) stays where it is.
+fn child_namespaces(handle: &ContainerHandle) -> Result<Namespaces, ApplyError> {
+    let mut namespaces = Namespaces::default();
+    for (name, flag) in JOINABLE_NAMESPACES {
+        let io = |e: std::io::Error| ApplyError::Io {
+            what: format!("stat the {name} namespaces"),
+            source: e,
         };
-        check(libc::dup2(self.devnull, 0) == 0, "stdin");
-        check(libc::dup2(self.devnull, 1) == 1, "stdout");
-        check(libc::dup2(self.stderr, 2) == 2, "stderr");
-        // A private copy of the container's mount namespace, without the rootfs's pseudo
-        // filesystems, the rest nosuid, nodev, noexec (ldconfig runs nothing from the image).
-        check(libc::unshare(libc::CLONE_NEWNS) == 0, "unshare");
-        let private = libc::MS_REC | libc::MS_PRIVATE;
-        check(
-            libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                private,
-                std::ptr::null(),
-            ) == 0,
-            "make mounts private",
-        );
-        for target in self.detach {
-            check(
-                libc::umount2(target.as_ptr(), libc::MNT_DETACH) == 0,
-                "detach /proc or /sys",
-            );
-        }
-        let attr = MountAttr {
-            attr_set: 0x2 | 0x4 | 0x8, // MOUNT_ATTR_NOSUID | NODEV | NOEXEC
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: 0,
-        };
-        check(
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                libc::AT_FDCWD,
-                self.rootfs.as_ptr(),
-                libc::AT_RECURSIVE as libc::c_uint,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            ) == 0,
-            "mount_setattr",
-        );
-        // Into the rootfs, checked to be the directory opened before (not a path swapped
-        // since), and chrooted there by the child itself: ldconfig gets no -r and no
-        // CAP_SYS_CHROOT.
-        check(libc::chdir(self.rootfs.as_ptr()) == 0, "chdir");
-        let mut here: libc::stat = std::mem::zeroed();
-        check(libc::stat(c".".as_ptr(), &mut here) == 0, "stat");
-        check(
-            (here.st_dev, here.st_ino) == self.rootfs_id,
-            "the rootfs changed",
-        );
-        check(libc::chroot(c".".as_ptr()) == 0, "chroot");
-        check(libc::chdir(c"/".as_ptr()) == 0, "chdir /");
-        // No capability can come back: empty bounding and ambient sets, then the owner's ids.
-        for cap in 0..64 {
-            // EINVAL: past the kernel's last capability.
-            let ok = libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == 0
-                || *libc::__errno_location() == libc::EINVAL;
-            check(ok, "drop the bounding set");
-        }
-        check(
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            ) == 0,
-            "clear the ambient set",
-        );
-        check(libc::setgroups(0, std::ptr::null()) == 0, "setgroups");
-        check(
-            libc::setresgid(self.gid, self.gid, self.gid) == 0,
-            "setresgid",
-        );
-        check(
-            libc::setresuid(self.uid, self.uid, self.uid) == 0,
-            "setresuid",
-        );
-        // A uid 0 owner keeps its capabilities through setresuid: clear them.
-        let header = CapHeader {
-            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-            pid: 0,
-        };
-        let data = [CapData::default(); 2];
-        check(
-            libc::syscall(libc::SYS_capset, &header, data.as_ptr()) == 0,
-            "clear capabilities",
-        );
-        // Sets no_new_privs, then installs the filter.
-        check(seccompiler::apply_filter(self.filter).is_ok(), "seccomp");
-        libc::syscall(
-            libc::SYS_execveat,
-            self.program,
-            c"".as_ptr(),
-            self.argv,
-            self.envp,
-            libc::AT_EMPTY_PATH,
-        );
-        child_fail(self.stderr, "execveat")
-    }
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Reports `what` and errno on `fd` and ends the child, without allocating.
-fn child_fail(fd: RawFd, what: &str) -> ! {
-    // SAFETY: errno location of this thread; plain writes to an fd; _exit.
-    unsafe {
-        let errno = *libc::__errno_location();
-        let mut line = [0u8; 160];
-        let mut len = 0;
-        for part in [
-            b"gpuhook: cannot confine ldconfig: ".as_slice(),
-            what.as_bytes(),
-            b" failed (errno ".as_slice(),
-        ] {
-            for &b in part {
-                if len < line.len() - 12 {
-                    line[len] = b;
-                    len += 1;
-                }
-            }
-        }
-        let mut digits = [0u8; 10];
-        let mut n = errno.unsigned_abs();
-        let mut count = 0;
-        loop {
-            digits[count] = b'0' + (n % 10) as u8;
-            count += 1;
-            n /= 10;
-            if n == 0 || count == digits.len() {
-                break;
-            }
-        }
-        for i in (0..count).rev() {
-            line[len] = digits[i];
-            len += 1;
-        }
-        line[len] = b')';
-        line[len + 1] = b'\n';
-        len += 2;
-        libc::write(fd, line.as_ptr().cast(), len);
-        libc::_exit(127)
-    }
-}
-
-/// The uid and gid owning the rootfs's `/etc` (resolved inside the rootfs): whoever may write
-/// the ld cache there, root for most images, the mapped root for a user-namespaced one.
-fn owner_of_etc(root_fd: &impl std::os::fd::AsFd) -> Option<(u32, u32)> {
-    let etc = resolve_in_root(root_fd, Path::new("/etc")).ok()?;
-    let stat = rustix::fs::fstat(&etc).ok()?;
-    (FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
-        .then_some((stat.st_uid, stat.st_gid))
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> std::io::Result<(File, File)> {
-    let mut fds = [0; 2];
-    // SAFETY: a two-int array for pipe2.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just made and are owned here only.
-    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
-}
-
-/// Everything written to `pipe` until it closes, keeping the last 256 KiB (ldconfig can warn
-/// about each of thousands of odd files; what ends a failed run is at the end).
-fn read_tail(mut pipe: File) -> Vec<u8> {
-    const KEEP: usize = 256 * 1024;
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match pipe.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * KEEP {
-                    kept.drain(..kept.len() - KEEP);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+        let theirs = handle
+            .namespace(name)
+            .ok_or_else(|| io(std::io::Error::other("not opened by the container handle")))?;
+        let ours = File::open(format!("/proc/thread-self/ns/{name}")).map_err(io)?;
+        let shared = ns::identity(theirs).map_err(io)? == ns::identity(&ours).map_err(io)?;
+        match (flag, shared) {
+            (libc::CLONE_NEWUSER, true) => {}
+            (libc::CLONE_NEWUSER, false) => namespaces.user = Some(theirs.as_raw_fd()),
+            (_, true) => namespaces.fresh |= flag,
+            (_, false) => namespaces.join.push(theirs.as_raw_fd()),
         }
     }
-    kept
+    Ok(namespaces)
 }
 
-/// Waits for `pid` to end.
-fn wait(pid: libc::pid_t) -> std::io::Result<std::process::ExitStatus> {
-    let mut status = 0;
-    loop {
-        // SAFETY: our own child; a valid int for the status.
-        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
-            return Ok(std::process::ExitStatus::from_raw(status));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// `proc`, `sysfs` and similar mounts at or below `rootfs`, deepest first, from the current
-/// namespace's mountinfo.
-fn pseudo_filesystems_under(rootfs: &Path) -> Result<Vec<CString>, ApplyError> {
-    let text =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| ApplyError::Ldconfig {
-            message: format!("cannot read /proc/self/mountinfo: {e}"),
+/// What must hold before ldconfig may run (see the module docs).
+fn precheck(rootfs: &Rootfs, dirs: &[PathBuf], ids: (u32, u32)) -> Result<(), ApplyError> {
+    let fail = |message: String| ApplyError::Ldconfig { message };
+    let etc = Path::new("/etc");
+    let etc_fd = resolve_in_root(rootfs.fd(), etc).map_err(|e| resolve_error(etc, e))?;
+    for (fd, path) in
+        std::iter::once((etc_fd.try_clone(), etc)).chain(dirs.iter().filter_map(|d| {
+            resolve_in_root(rootfs.fd(), d)
+                .ok()
+                .map(|fd| (Ok(fd), d.as_path()))
+        }))
+    {
+        let fd = fd.map_err(|e| ApplyError::Io {
+            what: "duplicate a descriptor".into(),
+            source: e,
         })?;
-    let mut targets: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mount_point = unescape(left.split(' ').nth(4)?);
-            let fs_type = right.split(' ').next()?;
-            let pseudo = matches!(
-                fs_type,
-                "proc" | "sysfs" | "cgroup" | "cgroup2" | "securityfs" | "debugfs"
-            );
-            (pseudo && mount_point.starts_with(rootfs) && mount_point != rootfs)
-                .then_some(mount_point)
-        })
-        .collect();
-    targets.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    targets.dedup();
-    targets.iter().map(|p| c_path(p)).collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(field: &str) -> PathBuf {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
+        rootfs.rules.check(&fd, path)?;
     }
-    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+    let stat = rustix::fs::fstat(&etc_fd).map_err(|e| fail(format!("cannot stat /etc: {e}")))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+        return Err(fail("the image's /etc is not a directory".into()));
+    }
+    if stat.st_uid != ids.0 && stat.st_mode & 0o002 == 0 {
+        return Err(fail(format!(
+            "the image's /etc belongs to uid {}, not to the container's root (uid {}): ldconfig runs as the container's root without privileges and could not write /etc/ld.so.cache",
+            stat.st_uid, ids.0
+        )));
+    }
+    check_conf_file(rootfs, Path::new("/etc/ld.so.conf"))?;
+    let conf_d = Path::new("/etc/ld.so.conf.d");
+    let names = directory_names(rootfs, conf_d)?;
+    if names.len() > MAX_CONF_ENTRIES {
+        return Err(fail(format!(
+            "the image's {} holds {} entries (at most {MAX_CONF_ENTRIES})",
+            conf_d.display(),
+            names.len()
+        )));
+    }
+    for name in names.iter().filter(|n| n.ends_with(".conf")) {
+        check_conf_file(rootfs, &conf_d.join(name))?;
+    }
+    Ok(())
 }
 
-/// An ELF executable with no `PT_INTERP` program header. Hand-written: one header field and
-/// one program-header scan, for which an ELF crate would be a large dependency.
+/// An absent file is fine; a present one is a regular file of at most `MAX_CONF_BYTES`.
+fn check_conf_file(rootfs: &Rootfs, inner: &Path) -> Result<(), ApplyError> {
+    let Ok(fd) = resolve_in_root(rootfs.fd(), inner) else {
+        return Ok(());
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| ApplyError::Ldconfig {
+        message: format!("cannot stat the image's {}: {e}", inner.display()),
+    })?;
+    let kind = FileType::from_raw_mode(stat.st_mode);
+    let problem = if kind != FileType::RegularFile {
+        format!("is a {kind:?}, not a regular file (ldconfig would read it)")
+    } else if stat.st_size as u64 > MAX_CONF_BYTES {
+        format!("holds {} bytes (at most {MAX_CONF_BYTES})", stat.st_size)
+    } else {
+        return Ok(());
+    };
+    Err(ApplyError::Ldconfig {
+        message: format!("the image's {} {problem}", inner.display()),
+    })
+}
+
+fn directory_names(rootfs: &Rootfs, inner: &Path) -> Result<Vec<String>, ApplyError> {
+    let Ok(fd) = resolve_in_root(rootfs.fd(), inner) else {
+        return Ok(Vec::new());
+    };
+    let flags =
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+    let Ok(dir_fd) = rustix::fs::openat(&fd, ".", flags, rustix::fs::Mode::empty()) else {
+        return Ok(Vec::new());
+    };
+    let dir = rustix::fs::Dir::read_from(&dir_fd).map_err(|e| ApplyError::Ldconfig {
+        message: format!("cannot read the image's {}: {e}", inner.display()),
+    })?;
+    Ok(dir
+        .filter_map(Result::ok)
+        .take(MAX_CONF_ENTRIES + 1)
+        .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+        .filter(|n| n != "." && n != "..")
+        .collect())
+}
+
 pub fn is_static_elf(head: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
     if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
@@ -478,11 +305,5 @@ mod tests {
         assert!(!is_static_elf(&head("/bin/sh")), "a dynamic executable");
         assert!(!is_static_elf(b"#!/bin/sh\nexec ldconfig.real \"$@\"\n"));
         assert!(!is_static_elf(&[]));
-    }
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape("/a\\040b\\134c"), PathBuf::from("/a b\\c"));
-        assert_eq!(unescape("/plain\\09"), PathBuf::from("/plain\\09"));
     }
 }

@@ -10,7 +10,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, StatxAttributes, StatxFlags, CWD};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
 use super::ApplyError;
-use crate::plan::{MountKind, ProcDriverView};
+use crate::plan::{MountFlags, ProcDriverView};
 
 /// `struct mount_attr` of `mount_setattr(2)` (also used by the ldconfig child).
 #[repr(C)]
@@ -64,31 +64,29 @@ pub struct DetachedMount {
 }
 
 impl DetachedMount {
-    /// A bind mount of a host file with the flags its kind calls for: files read-only,
-    /// nosuid, nodev; device nodes read-write (nodev cleared so they open), nosuid.
-    pub fn bind(host_path: &Path, kind: MountKind) -> Result<DetachedMount, ApplyError> {
+    /// A bind mount of a host file with the plan's flags for it.
+    pub fn bind(host_path: &Path, flags: MountFlags) -> Result<DetachedMount, ApplyError> {
         let fd = rustix::mount::open_tree(
             CWD,
             host_path,
             OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
         )
         .map_err(|e| ApplyError::io(format!("open {} for mounting", host_path.display()), e))?;
-        let (set, clear) = match kind {
-            MountKind::File => (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0),
-            MountKind::Device => (
-                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
-            ),
-            // Sockets must be writable to connect to; nothing on them is executable.
-            MountKind::Ipc => (
-                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                MOUNT_ATTR_RDONLY,
-            ),
-        };
-        mount_setattr(&fd, set, clear).map_err(|e| {
+        let bit = |on: bool, attr: u64| if on { attr } else { 0 };
+        let set = bit(flags.read_only, MOUNT_ATTR_RDONLY)
+            | bit(flags.nosuid, MOUNT_ATTR_NOSUID)
+            | bit(flags.nodev, MOUNT_ATTR_NODEV)
+            | bit(flags.noexec, MOUNT_ATTR_NOEXEC);
+        let all = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        mount_setattr(&fd, set, all & !set).map_err(|e| {
             ApplyError::io(format!("set mount flags on {}", host_path.display()), e)
         })?;
         Ok(DetachedMount { fd })
+    }
+
+    /// This mount's id (the same once attached).
+    pub fn id(&self) -> rustix::io::Result<u64> {
+        super::placement::mount_id(&self.fd)
     }
 
     /// A read-only tmpfs holding the container's view of `/proc/driver/nvidia`: the driver's
@@ -135,13 +133,8 @@ impl DetachedMount {
         Ok(DetachedMount { fd: mnt })
     }
 
-    /// Attaches the mount on `target` (an `O_PATH` fd in the current mount namespace), unless
-    /// this very file is already mounted there (the hook run twice for one container: a
-    /// second mount would only stack a copy on top).
+    /// Attaches the mount on `target` (an `O_PATH` fd in the current mount namespace).
     pub fn attach(&self, target: &impl AsFd, what: &Path) -> Result<(), ApplyError> {
-        if self.is_mounted_at(target) {
-            return Ok(());
-        }
         rustix::mount::move_mount(
             &self.fd,
             c"",
@@ -152,7 +145,9 @@ impl DetachedMount {
         .map_err(|e| ApplyError::io(format!("mount {} in the container", what.display()), e))
     }
 
-    fn is_mounted_at(&self, target: &impl AsFd) -> bool {
+    /// Whether this very file is already mounted on `target` (the hook run twice for one
+    /// container: a second mount would only stack a copy on top).
+    pub fn is_mounted_at(&self, target: &impl AsFd) -> bool {
         let Ok(source) = rustix::fs::fstat(&self.fd) else {
             return false;
         };
@@ -229,7 +224,7 @@ fn write_file(dir: &OwnedFd, name: &str, contents: &str) -> rustix::io::Result<(
     )?;
     let mut rest = contents.as_bytes();
     while !rest.is_empty() {
-        let n = rustix::io::write(&file, rest)?;
+        let n = super::rootfs::retry(|| rustix::io::write(&file, rest))?;
         rest = &rest[n..];
     }
     Ok(())

@@ -50,7 +50,7 @@ pub fn drop_all_but(keep: &[Capability]) -> Result<(), ApplyError> {
     // Effective first: it must stay a subset of permitted at every step.
     caps::set(None, CapSet::Effective, &kept).map_err(|e| fail("set the effective set", e))?;
     caps::set(None, CapSet::Permitted, &kept).map_err(|e| fail("set the permitted set", e))?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| ApplyError::Privileges {
+    rustix::thread::set_no_new_privs(true).map_err(|e| ApplyError::Privileges {
         message: format!("set no_new_privs: {e}"),
     })?;
     Ok(())

@@ -1,96 +1,88 @@
-//! The container's rootfs, reached only through a directory fd and `openat2(RESOLVE_IN_ROOT)`:
-//! every path is resolved as if the rootfs were `/`, so no symlink in the (hostile) image can
-//! send a mount or a write outside it. What gets created is recorded so a failed run can take
-//! it back.
+//! The container's rootfs, reached only through the handle's directory fd and
+//! `openat2(RESOLVE_IN_ROOT)`: every path is resolved as if the rootfs were `/`, so no symlink
+//! in the (hostile) image can send a mount or a write outside it. Targets are created one
+//! component at a time through directory fds, only on mounts [`MountRules`] allows, and each
+//! created entry is recorded with the directory fd it was made in, so a failed run removes
+//! exactly those entries through the same descriptors, never by path.
 
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::placement::MountRules;
 use super::ApplyError;
-use crate::inventory::{open_root_dir, resolve_in_root};
-
-/// What must be at a mount target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetType {
-    /// Anything but a directory (an empty regular file is created when absent).
-    NonDirectory,
-    Directory,
-}
+use crate::inventory::resolve_in_root;
+use crate::plan::TargetType;
 
 /// Filesystems a bind mount must never land on through a symlink in the image.
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 
+/// An entry this run created: the directory it is in, its name, what it is.
+pub struct Created {
+    parent: OwnedFd,
+    name: OsString,
+    kind: TargetType,
+}
+
 pub struct Rootfs {
-    path: PathBuf,
     fd: OwnedFd,
-    /// Paths (inside the rootfs) this run created, in creation order.
-    created: Vec<(PathBuf, TargetType)>,
+    pub rules: MountRules,
+    created: Vec<Created>,
+    /// (device, inode) of the image's system directories, for directory targets.
+    protected: Option<Vec<((u64, u64), PathBuf)>>,
+    system_dirs: Vec<PathBuf>,
+    /// The host ids of the container's root: placeholders are created as that user, so they
+    /// belong to the container (and can be created at all on a filesystem its user
+    /// namespace owns, where host root has no id: its `/dev` tmpfs).
+    owner: (u32, u32),
 }
 
 impl Rootfs {
-    pub fn open(path: &Path) -> Result<Rootfs, ApplyError> {
-        let fd = open_root_dir(path).map_err(|e| {
-            ApplyError::io(format!("open the container rootfs {}", path.display()), e)
+    /// The rootfs behind `fd` (the handle's, opened inside the container's mount namespace).
+    /// Must be called inside that namespace (it reads its mount table).
+    pub fn new(
+        fd: &OwnedFd,
+        fresh_tmpfs: &[PathBuf],
+        system_dirs: Vec<PathBuf>,
+        owner: (u32, u32),
+    ) -> Result<Rootfs, ApplyError> {
+        let fd = fd.try_clone().map_err(|e| ApplyError::Io {
+            what: "duplicate the rootfs descriptor".into(),
+            source: e,
         })?;
+        let rules = MountRules::read(&fd, fresh_tmpfs)?;
         Ok(Rootfs {
-            path: path.to_path_buf(),
             fd,
+            rules,
             created: Vec::new(),
+            protected: None,
+            system_dirs,
+            owner,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn fd(&self) -> &OwnedFd {
         &self.fd
     }
 
-    /// Whether `inner` exists (following symlinks inside the rootfs).
-    pub fn exists(&self, inner: &Path) -> bool {
-        resolve_in_root(&self.fd, inner).is_ok()
-    }
-
-    /// The names in directory `inner` (resolved inside the rootfs); empty when it is not a
-    /// readable directory. Only names are read: nothing of the image is opened or run.
-    pub fn file_names(&self, inner: &Path) -> Vec<String> {
-        let Ok(path_fd) = resolve_in_root(&self.fd, inner) else {
-            return Vec::new();
-        };
-        let Ok(dir_fd) = rustix::fs::openat(
-            &path_fd,
-            ".",
-            rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) else {
-            return Vec::new();
-        };
-        let Ok(dir) = rustix::fs::Dir::read_from(&dir_fd) else {
-            return Vec::new();
-        };
-        dir.filter_map(Result::ok)
-            .filter_map(|entry| entry.file_name().to_str().ok().map(str::to_string))
-            .filter(|name| name != "." && name != "..")
-            .collect()
-    }
-
     /// Opens the mount target `inner`, creating it (and missing parent directories) when
-    /// absent. The returned `O_PATH` fd is what gets mounted on: never a re-resolved string.
+    /// absent, on allowed mounts only. The returned `O_PATH` fd is what gets mounted on.
     pub fn mount_target(
         &mut self,
         inner: &Path,
         wanted: TargetType,
     ) -> Result<OwnedFd, ApplyError> {
         let inner = normalized(inner)?;
-        self.open_or_create(&inner, wanted)
+        let fd = self.open_or_create(&inner, wanted)?;
+        if wanted == TargetType::Directory {
+            self.check_not_system_dir(&fd, &inner)?;
+        }
+        Ok(fd)
     }
 
     /// Opens `inner`, creating it and missing parents one component at a time, and checks it
@@ -106,7 +98,8 @@ impl Rootfs {
                     });
                 };
                 let parent_fd = self.open_or_create(parent, TargetType::Directory)?;
-                self.create(&parent_fd, name, inner, wanted)?;
+                self.rules.check(&parent_fd, parent)?;
+                self.create(parent_fd, name, inner, wanted)?;
                 resolve_in_root(&self.fd, inner).map_err(|e| resolve_error(inner, e))?
             }
             Err(e) => return Err(resolve_error(inner, e)),
@@ -119,22 +112,29 @@ impl Rootfs {
     /// dangling symlink makes this fail with EEXIST: the image put it there, we do not chase it).
     fn create(
         &mut self,
-        parent_fd: &OwnedFd,
-        name: &std::ffi::OsStr,
+        parent_fd: OwnedFd,
+        name: &OsStr,
         inner: &Path,
         kind: TargetType,
     ) -> Result<(), ApplyError> {
+        let _as_owner = FsIdentity::become_(self.owner);
         let result = match kind {
             TargetType::Directory => {
-                rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o755))
+                retry(|| rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)))
             }
-            TargetType::NonDirectory => rustix::fs::openat(
-                parent_fd,
-                name,
-                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o644),
-            )
-            .map(drop),
+            TargetType::NonDirectory => retry(|| {
+                rustix::fs::openat(
+                    &parent_fd,
+                    name,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                )
+                .map(drop)
+            }),
         };
         result.map_err(|e| match e {
             // Only a dangling symlink can be there: resolution just said nothing exists.
@@ -146,42 +146,111 @@ impl Rootfs {
             },
             e => ApplyError::io(format!("create {} in the container", inner.display()), e),
         })?;
-        self.created.push((inner.to_path_buf(), kind));
+        self.created.push(Created {
+            parent: parent_fd,
+            name: name.to_os_string(),
+            kind,
+        });
         Ok(())
     }
 
+    /// A directory target must not be (through a symlink in the image) one of the image's
+    /// system directories: a mount there would cover it.
+    fn check_not_system_dir(&mut self, fd: &OwnedFd, inner: &Path) -> Result<(), ApplyError> {
+        let stat = rustix::fs::fstat(fd)
+            .map_err(|e| ApplyError::io(format!("stat {}", inner.display()), e))?;
+        let root = &self.fd;
+        let dirs = &self.system_dirs;
+        let protected = self.protected.get_or_insert_with(|| {
+            dirs.iter()
+                .filter_map(|dir| {
+                    let fd = resolve_in_root(root, dir).ok()?;
+                    let s = rustix::fs::fstat(&fd).ok()?;
+                    Some(((s.st_dev, s.st_ino), dir.clone()))
+                })
+                .collect()
+        });
+        match protected
+            .iter()
+            .find(|(id, _)| *id == (stat.st_dev, stat.st_ino))
+        {
+            Some((_, dir)) => Err(ApplyError::Target {
+                path: inner.to_path_buf(),
+                problem: format!(
+                    "is the container's system directory {} (through a symlink in the image)",
+                    dir.display()
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Everything this run created, newest first (for taking it back after a failure).
-    pub fn take_created(&mut self) -> Vec<(PathBuf, TargetType)> {
+    pub fn take_created(&mut self) -> Vec<Created> {
         let mut created = std::mem::take(&mut self.created);
         created.reverse();
         created
     }
 }
 
-/// Removes entries a failed run created, resolving each again inside the rootfs (from the
-/// host's mount namespace, where the container's mounts do not pin them).
-pub fn remove_created(rootfs: &Path, created: &[(PathBuf, TargetType)]) {
-    let Ok(root_fd) = open_root_dir(rootfs) else {
-        return;
-    };
-    for (inner, kind) in created {
-        let (Some(parent), Some(name)) = (inner.parent(), inner.file_name()) else {
-            continue;
-        };
-        let Ok(parent_fd) = resolve_in_root(&root_fd, parent) else {
-            continue;
-        };
-        let flags = match kind {
-            TargetType::Directory => rustix::fs::AtFlags::REMOVEDIR,
-            TargetType::NonDirectory => rustix::fs::AtFlags::empty(),
+/// The thread's filesystem uid and gid set to `ids` for as long as this lives (a no-op for
+/// root). Switching the fsuid away from 0 also takes the file capabilities (DAC override and
+/// the like) out of the effective set; switching back restores them.
+struct FsIdentity {
+    changed: bool,
+}
+
+impl FsIdentity {
+    fn become_(ids: (u32, u32)) -> FsIdentity {
+        if ids == (0, 0) {
+            return FsIdentity { changed: false };
+        }
+        // SAFETY: setfsgid/setfsuid only change this thread's filesystem ids.
+        unsafe {
+            libc::setfsgid(ids.1);
+            libc::setfsuid(ids.0);
+        }
+        FsIdentity { changed: true }
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        if self.changed {
+            // SAFETY: as above, back to root.
+            unsafe {
+                libc::setfsuid(0);
+                libc::setfsgid(0);
+            }
+        }
+    }
+}
+
+/// Removes entries a failed run created, through the directory fds they were made in. Run
+/// from the hook's own mount namespace, where the container's mounts do not pin them.
+pub fn remove_created(created: Vec<Created>) {
+    for entry in created {
+        let flags = match entry.kind {
+            TargetType::Directory => AtFlags::REMOVEDIR,
+            TargetType::NonDirectory => AtFlags::empty(),
         };
         // Best effort: a failure here must not hide the error that caused the cleanup.
-        let _ = rustix::fs::unlinkat(&parent_fd, name, flags);
+        let _ = retry(|| rustix::fs::unlinkat(&entry.parent, &entry.name, flags));
+    }
+}
+
+/// Retries a call the kernel interrupted.
+pub fn retry<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match call() {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
     }
 }
 
 /// A resolution failure, worded for the two an image causes on purpose.
-fn resolve_error(inner: &Path, errno: Errno) -> ApplyError {
+pub fn resolve_error(inner: &Path, errno: Errno) -> ApplyError {
     let problem = match errno {
         Errno::NOTDIR => "has a path component that is not a directory in the image",
         // RESOLVE_NO_MAGICLINKS reports a /proc/<pid>/... link as a loop.

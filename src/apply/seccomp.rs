@@ -1,166 +1,179 @@
-//! The seccomp filter of the ldconfig child: a deny-list (EPERM) of what a static ldconfig
-//! never calls and what an exploit of it (it parses the image's ELF files) would need to
-//! leave its chroot or reach the host: mounts and namespaces, chroot, tracing other
-//! processes, signals to them, sockets, keyrings, eBPF, io_uring, kernel modules, new ids.
-//! Everything else is allowed, so a future ldconfig using a new syscall keeps working.
+//! The seccomp filter of a confined file tool (the ldconfig child): an allow-list of what a
+//! static program that reads directories and ELF files and writes one cache file needs, built
+//! for the architecture gpuhook runs on. Everything else fails with `ENOSYS` (so glibc falls
+//! back from newer calls where it can); a syscall of another architecture (x32 numbers on
+//! x86_64 are not in the list either) gets the same, and a foreign audit architecture kills
+//! the process.
 //!
-//! The child also runs with no capability, a non-root or capability-less uid, no `/proc`
-//! and no way out of its chroot; the filter is the second wall, not the first.
+//! Not allowed, among others: processes (`clone*`, `fork`), signals to anyone (`kill`,
+//! `tgkill`: an `abort()` ends in a fault instead), sockets, mounts and namespaces, `ptrace`,
+//! SysV IPC and `mq_*`, `memfd_create`, `setpriority`, `sched_setaffinity`, `prlimit64` that
+//! sets a limit (reading one is allowed: static glibc does at start), `ioctl` other than the
+//! two terminal queries `isatty` makes, `execveat` other than of the program fd the hook
+//! passes (fd 3, close-on-exec), and every id or capability change.
+//!
+//! The list was taken from `strace -f` of Debian 12's (glibc 2.36) and Debian 13's (glibc
+//! 2.41) static ldconfig over an image with a library directory, `include` lines and broken
+//! links; `tests/least_privilege.rs` runs the real ldconfig under it.
 
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
-    SeccompFilter, SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
 };
 
 use super::ApplyError;
 
-/// Denied outright.
-const DENIED: &[libc::c_long] = &[
-    // Mount table and namespaces: the way out of a chroot.
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_pivot_root,
-    libc::SYS_chroot,
-    libc::SYS_unshare,
-    libc::SYS_setns,
-    libc::SYS_open_tree,
-    libc::SYS_move_mount,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_mount_setattr,
-    // New processes (ldconfig never forks; a child could unshare a user namespace).
-    libc::SYS_clone,
-    libc::SYS_clone3,
-    libc::SYS_fork,
-    libc::SYS_vfork,
-    // Other processes: tracing, memory, signals, pidfds.
-    libc::SYS_ptrace,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
-    libc::SYS_kcmp,
-    libc::SYS_pidfd_open,
-    libc::SYS_pidfd_getfd,
-    libc::SYS_pidfd_send_signal,
-    libc::SYS_kill,
-    libc::SYS_tkill,
-    // Also the child's own `raise`: abort() then ends the process by a fault instead.
-    libc::SYS_tgkill,
-    libc::SYS_rt_sigqueueinfo,
-    libc::SYS_rt_tgsigqueueinfo,
-    // The network: the child shares the host's network namespace (abstract unix sockets).
-    libc::SYS_socket,
-    libc::SYS_socketpair,
-    // Kernel attack surface no file tool needs.
-    libc::SYS_bpf,
-    libc::SYS_perf_event_open,
-    libc::SYS_keyctl,
-    libc::SYS_add_key,
-    libc::SYS_request_key,
-    libc::SYS_userfaultfd,
-    libc::SYS_io_uring_setup,
-    libc::SYS_io_uring_enter,
-    libc::SYS_io_uring_register,
-    libc::SYS_init_module,
-    libc::SYS_finit_module,
-    libc::SYS_delete_module,
-    libc::SYS_kexec_load,
-    libc::SYS_kexec_file_load,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_mknod,
-    libc::SYS_mknodat,
-    libc::SYS_reboot,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS_syslog,
-    libc::SYS_acct,
-    libc::SYS_quotactl,
-    libc::SYS_sethostname,
-    libc::SYS_setdomainname,
-    libc::SYS_personality,
-    // Identity: the child's ids and capabilities are final.
-    libc::SYS_setuid,
-    libc::SYS_setgid,
-    libc::SYS_setreuid,
-    libc::SYS_setregid,
-    libc::SYS_setresuid,
-    libc::SYS_setresgid,
-    libc::SYS_setfsuid,
-    libc::SYS_setfsgid,
-    libc::SYS_setgroups,
-    libc::SYS_capset,
+/// Allowed without condition, on every architecture.
+const ALLOWED: &[libc::c_long] = &[
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_lseek,
+    libc::SYS_openat,
+    libc::SYS_close,
+    libc::SYS_fstat,
+    libc::SYS_newfstatat,
+    libc::SYS_statx,
+    libc::SYS_getdents64,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mprotect,
+    libc::SYS_mremap,
+    libc::SYS_madvise,
+    libc::SYS_brk,
+    libc::SYS_symlinkat,
+    libc::SYS_readlinkat,
+    libc::SYS_unlinkat,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    libc::SYS_mkdirat,
+    libc::SYS_fchmod,
+    libc::SYS_fchmodat,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_ftruncate,
+    libc::SYS_faccessat,
+    libc::SYS_faccessat2,
+    libc::SYS_getcwd,
+    libc::SYS_chdir,
+    libc::SYS_fchdir,
+    libc::SYS_fcntl,
+    libc::SYS_umask,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_sigaltstack,
+    libc::SYS_set_tid_address,
+    libc::SYS_set_robust_list,
+    libc::SYS_rseq,
+    libc::SYS_getrandom,
+    libc::SYS_futex,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_getuid,
+    libc::SYS_geteuid,
+    libc::SYS_getgid,
+    libc::SYS_getegid,
+    libc::SYS_uname,
+    libc::SYS_clock_gettime,
+    libc::SYS_gettimeofday,
 ];
 
-/// `ioctl` requests denied: pushing input into a terminal (`TIOCSTI`, `TIOCLINUX`).
-const DENIED_IOCTLS: &[u64] = &[0x5412, 0x541C];
+/// The older path-based calls x86_64 still has (aarch64 only has the `*at` ones).
+#[cfg(target_arch = "x86_64")]
+const ALLOWED_ARCH: &[libc::c_long] = &[
+    libc::SYS_open,
+    libc::SYS_stat,
+    libc::SYS_lstat,
+    libc::SYS_access,
+    libc::SYS_symlink,
+    libc::SYS_readlink,
+    libc::SYS_unlink,
+    libc::SYS_rename,
+    libc::SYS_mkdir,
+    libc::SYS_chmod,
+    libc::SYS_arch_prctl,
+    libc::SYS_time,
+];
+#[cfg(not(target_arch = "x86_64"))]
+const ALLOWED_ARCH: &[libc::c_long] = &[];
 
-/// `nr` values at or above this are the x32 ABI's: the same syscalls under other numbers,
-/// which a deny-list keyed on x86_64 numbers would miss.
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// `ioctl` requests allowed: `TCGETS` and `TIOCGWINSZ` (what `isatty` and stdio ask).
+const ALLOWED_IOCTLS: &[u64] = &[0x5401, 0x5413];
 
-/// The compiled filter, made before the child is forked (compiling allocates).
-pub fn ldconfig_filter() -> Result<BpfProgram, ApplyError> {
-    let err = |e: seccompiler::BackendError| ApplyError::Ldconfig {
-        message: format!("cannot build the ldconfig seccomp filter: {e}"),
-    };
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|nr| (*nr, Vec::new())).collect();
-    let ioctl_rules = DENIED_IOCTLS
-        .iter()
-        .map(|request| {
-            let cond =
-                SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *request)?;
-            SeccompRule::new(vec![cond])
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
-    rules.insert(libc::SYS_ioctl, ioctl_rules);
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        TargetArch::x86_64,
-    )
-    .map_err(err)?;
-    let program: BpfProgram = filter.try_into().map_err(err)?;
-    Ok(with_x32_guard(program))
+#[cfg(target_arch = "x86_64")]
+fn target_arch() -> Result<TargetArch, String> {
+    Ok(TargetArch::x86_64)
+}
+#[cfg(target_arch = "aarch64")]
+fn target_arch() -> Result<TargetArch, String> {
+    Ok(TargetArch::aarch64)
+}
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn target_arch() -> Result<TargetArch, String> {
+    Err(format!(
+        "no seccomp filter for {}: gpuhook confines ldconfig on x86_64 and aarch64 only",
+        std::env::consts::ARCH
+    ))
 }
 
-/// Inserts, right after seccompiler's architecture check (three instructions: load arch,
-/// jump over the kill when it matches, kill), a refusal of every x32 syscall number.
-fn with_x32_guard(mut program: BpfProgram) -> BpfProgram {
-    // BPF_LD (0x00) | BPF_W (0x00) | BPF_ABS (0x20).
-    const BPF_LD_W_ABS: u16 = 0x20;
-    const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
-    const BPF_RET_K: u16 = 0x06;
-    const SECCOMP_DATA_NR_OFFSET: u32 = 0;
-    let guard = [
-        sock_filter {
-            code: BPF_LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: SECCOMP_DATA_NR_OFFSET,
-        },
-        sock_filter {
-            code: BPF_JMP_JGE_K,
-            jt: 0,
-            jf: 1,
-            k: X32_SYSCALL_BIT,
-        },
-        sock_filter {
-            code: BPF_RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        },
-    ];
-    let at = 3.min(program.len());
-    program.splice(at..at, guard);
-    program
+/// The compiled filter, made before the child is forked (compiling allocates).
+pub fn file_tool_filter() -> Result<BpfProgram, ApplyError> {
+    let err = |e: String| ApplyError::Ldconfig {
+        message: format!("cannot build the seccomp filter: {e}"),
+    };
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+        .iter()
+        .chain(ALLOWED_ARCH)
+        .map(|nr| (*nr, Vec::new()))
+        .collect();
+    let arg_is = |index: u8, value: u64, len: SeccompCmpArgLen| {
+        SeccompCondition::new(index, len, SeccompCmpOp::Eq, value)
+            .and_then(|c| SeccompRule::new(vec![c]))
+            .map_err(|e| err(e.to_string()))
+    };
+    let ioctl = ALLOWED_IOCTLS
+        .iter()
+        .map(|request| arg_is(1, *request, SeccompCmpArgLen::Dword))
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_ioctl, ioctl);
+    // The filter is installed before exec: execveat(3, "", ..., AT_EMPTY_PATH) of the program
+    // fd must pass. fd 3 is close-on-exec, so afterwards this matches no file the program
+    // did not open itself, and whatever it could execute runs under this same filter.
+    let exec = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, 3)
+        .and_then(|fd| {
+            let flags = SeccompCondition::new(
+                4,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                libc::AT_EMPTY_PATH as u64,
+            )?;
+            SeccompRule::new(vec![fd, flags])
+        })
+        .map_err(|e| err(e.to_string()))?;
+    rules.insert(libc::SYS_execveat, vec![exec]);
+    // prlimit64(pid, resource, new_limit = NULL, old_limit): reading only.
+    rules.insert(
+        libc::SYS_prlimit64,
+        vec![arg_is(2, 0, SeccompCmpArgLen::Qword)?],
+    );
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        SeccompAction::Allow,
+        target_arch().map_err(err)?,
+    )
+    .map_err(|e| err(e.to_string()))?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| err(e.to_string()))
 }
 
 #[cfg(test)]
@@ -168,12 +181,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filter_compiles_with_the_x32_guard_after_the_arch_check() {
-        let program = ldconfig_filter().unwrap();
-        // Arch check: load arch, jump over the kill, kill.
+    fn filter_compiles_and_starts_with_the_architecture_check() {
+        let program = file_tool_filter().unwrap();
         assert_eq!(program[0].k, 4, "loads seccomp_data.arch");
         assert_eq!(program[2].k, libc::SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(program[4].k, X32_SYSCALL_BIT);
         assert!(program.len() < 4096);
+        // Nothing that starts processes, signals or talks to the network is listed.
+        for denied in [
+            libc::SYS_clone,
+            libc::SYS_kill,
+            libc::SYS_socket,
+            libc::SYS_setpriority,
+            libc::SYS_sched_setaffinity,
+            libc::SYS_memfd_create,
+            libc::SYS_shmget,
+            libc::SYS_mq_open,
+            libc::SYS_ptrace,
+            libc::SYS_setresuid,
+        ] {
+            assert!(!ALLOWED.contains(&denied) && !ALLOWED_ARCH.contains(&denied));
+        }
     }
 }

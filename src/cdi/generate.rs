@@ -56,6 +56,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         imex_channels: Default::default(),
         mps_pipe_directory: None,
         mig_access: Default::default(),
+        declared_devices: Vec::new(),
     };
     let plan = plan::plan(&request, inventory, &cdi_layout())?;
 
@@ -109,7 +110,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         .map(|m| Mount {
             host_path: m.host_path.clone(),
             container_path: m.container_path.clone(),
-            options: mount_options(m.kind),
+            options: m.flags.options(),
         })
         .collect();
     let hook = |args: Vec<String>| Hook {
@@ -138,22 +139,15 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         kind: options.kind.clone(),
         devices,
         container_edits: ContainerEdits {
-            env: Vec::new(),
+            // A container given GPUs through this spec gets exactly those: a legacy hook (the
+            // packaged hooks.d entry, `--gpus`) then sees no request, whatever the image's env
+            // says (CUDA images set NVIDIA_VISIBLE_DEVICES=all).
+            env: vec!["NVIDIA_VISIBLE_DEVICES=void".into()],
             device_nodes: inventory.control_devices.iter().map(node).collect(),
             mounts,
             hooks,
         },
     })
-}
-
-/// The same flags the hook gives its mounts (see `apply::mount`).
-fn mount_options(kind: MountKind) -> Vec<String> {
-    let options: &[&str] = match kind {
-        MountKind::File => &["ro", "nosuid", "nodev", "bind"],
-        MountKind::Ipc => &["nosuid", "nodev", "noexec", "bind"],
-        MountKind::Device => &["nosuid", "noexec", "bind"],
-    };
-    options.iter().map(|s| s.to_string()).collect()
 }
 
 #[cfg(test)]
@@ -220,6 +214,7 @@ mod tests {
         let spec = generate(&inventory, &options(DeviceNameStrategy::Index)).unwrap();
         assert_eq!(spec.cdi_version, "0.5.0");
         let edits = &spec.container_edits;
+        assert_eq!(edits.env, ["NVIDIA_VISIBLE_DEVICES=void"]);
         let nodes: Vec<_> = edits
             .device_nodes
             .iter()

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use crate::apply;
 use crate::config::Config;
 use crate::hook::{self, HookError, OciState};
-use crate::inventory::{Inventory, InventoryNeeds};
+use crate::inventory::{container_layout, Inventory, InventoryNeeds};
 use crate::plan;
+use crate::request::ContainerFacts;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CdiHook {
@@ -23,35 +24,35 @@ pub enum CdiHook {
 /// Runs one CDI hook; returns what it did, for the log.
 pub fn run(config: &Config, state: &OciState, which: &CdiHook) -> Result<String, HookError> {
     let (spec, spec_path) = hook::load_spec(state)?;
-    let container = hook::container(state, &spec, &spec_path)?;
+    let facts = ContainerFacts::from_spec(&spec);
+    let handle = hook::container(state, &spec, &spec_path)?;
     match which {
         CdiHook::MaskProcDriver => {
-            let declared: BTreeSet<(i64, i64)> = spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.devices().as_ref())
-                .into_iter()
-                .flatten()
-                .map(|d| (d.major(), d.minor()))
-                .collect();
+            let declared: BTreeSet<(u32, u32)> = facts.declared_devices.iter().copied().collect();
             let inventory = Inventory::read(&config.driver, InventoryNeeds::default())?;
             let gpus: Vec<_> = inventory
                 .gpus
                 .iter()
                 .filter(|g| {
-                    g.device.as_ref().is_some_and(|d| {
-                        declared.contains(&(i64::from(d.major), i64::from(d.minor)))
-                    })
+                    g.device
+                        .as_ref()
+                        .is_some_and(|d| declared.contains(&(d.major, d.minor)))
                 })
                 .collect();
             let view = plan::proc_driver_view(&inventory, &gpus);
-            apply::mask_proc_driver(&view, &container)?;
+            let target = plan::ProcMaskTarget::for_kernel(inventory.kernel_has_proc_driver_nvidia);
+            apply::mask_proc_driver(&view, &target, &handle)?;
             let indices: Vec<String> = gpus.iter().map(|g| g.index.to_string()).collect();
             Ok(format!("proc-driver gpus=[{}]", indices.join(",")))
         }
         CdiHook::UpdateLdcache { folders } => {
             // Forward compatibility, as in the hook: an image's newer compat libcuda first.
-            let layout = apply::container_layout(&container.rootfs, &config.hook.cuda_compat_dir)?;
+            let layout = container_layout::read(
+                handle.rootfs(),
+                &config.hook.cuda_compat_dir,
+                handle.root_ids(),
+                facts.tmpfs_mounts.clone(),
+            );
             let host_version =
                 std::fs::read_to_string(config.driver.proc_driver_root.join("version"))
                     .ok()
@@ -62,7 +63,7 @@ pub fn run(config: &Config, state: &OciState, which: &CdiHook) -> Result<String,
                     folders.insert(0, compat.dir.clone());
                 }
             }
-            apply::update_ldcache(&folders, &container, config)?;
+            apply::update_ldcache(&folders, &handle, config, &layout.fresh_tmpfs)?;
             Ok(format!("ldcache folders={folders:?}"))
         }
     }

@@ -6,7 +6,6 @@ mod containerd;
 mod crio;
 mod docker;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The engines gpuhook-runtime can be registered with.
@@ -171,19 +170,16 @@ pub fn apply_removal(engine: Engine, path: &Path, name: &str) -> Result<Removal,
 
 /// Writes next to the file, keeping its permissions, then renames over it.
 fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigureError> {
-    let write_error = |source| ConfigureError::Write {
+    crate::fsutil::write_atomically(
+        path,
+        text.as_bytes(),
+        crate::fsutil::Mode::KeepOr(0o644),
+        true,
+    )
+    .map_err(|source| ConfigureError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(write_error)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
-    file.write_all(text.as_bytes()).map_err(write_error)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(file.path(), meta.permissions()).map_err(write_error)?;
-    }
-    file.persist(path).map_err(|e| write_error(e.error))?;
-    Ok(())
+    })
 }
 
 /// The current text, or `None` when there is no file yet.

@@ -3,6 +3,7 @@
 //! procfs files, the ld cache and a few `stat`s; libcuda and NVML are loaded only when a
 //! request's requirements need what only they know, or (NVML) when it names MIG devices.
 
+pub mod container_layout;
 mod gpus;
 pub mod ldcache;
 pub mod mig;
@@ -128,6 +129,9 @@ pub struct Inventory {
     /// The driver's `version` and `params` files as read.
     pub proc_version: String,
     pub proc_params: String,
+    /// Whether the host kernel's procfs has `/proc/driver/nvidia` (a simulated driver's
+    /// procfs, named by `driver.proc-driver-root`, is elsewhere): decides the mask's target.
+    pub kernel_has_proc_driver_nvidia: bool,
 }
 
 const CONTROL_DEVICES: [&str; 4] = [
@@ -159,17 +163,19 @@ impl Inventory {
         let root = root_paths::DriverRoot::open(&config.root)?;
         let (binaries, skipped_binaries) = find_binaries(&root, config);
         let firmware = read_firmware(&root, config, &driver_version);
-        let found = |path: &Path| {
-            root.existing(path).map(|host_path| HostFile {
-                host_path,
-                container_path: path.to_path_buf(),
-            })
+        let found = |path: &Path, want_dir: bool| {
+            root.existing(path)
+                .filter(|host_path| host_path.is_dir() == want_dir)
+                .map(|host_path| HostFile {
+                    host_path,
+                    container_path: path.to_path_buf(),
+                })
         };
         let ipc = [catalog::PERSISTENCED_SOCKET, catalog::FABRICMANAGER_SOCKET]
             .iter()
-            .filter_map(|path| found(Path::new(path)))
+            .filter_map(|path| found(Path::new(path), false))
             .collect();
-        let mps_pipe_dir = found(&config.mps_pipe_dir);
+        let mps_pipe_dir = found(&config.mps_pipe_dir, true);
         let imex_channels = read_imex_channels(&config.dev_root);
         let support_files = support::find(&root, config, &libraries, &driver_version);
         let mut inventory = Inventory {
@@ -189,6 +195,7 @@ impl Inventory {
             support_files,
             proc_version,
             proc_params,
+            kernel_has_proc_driver_nvidia: Path::new("/proc/driver/nvidia").is_dir(),
         };
         if needs.cuda_version {
             inventory.load_cuda_version(config)?;

@@ -1,16 +1,23 @@
 //! The plan stage: from a request and an inventory, what goes where. Pure: it decides, the
 //! appliers act. The same plan feeds the hook (mounts inside the container) and, later, CDI.
 
+pub mod entries;
 mod mig;
+mod requirements;
 mod select;
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{self, SupportPlace};
 use crate::inventory::{DeviceNode, Gpu, Inventory};
 use crate::request::imex::ImexChannels;
-use crate::request::{ContainerRequest, DriverCapability, HostFacts, VisibleDevices};
+use crate::request::{ContainerRequest, DriverCapability, VisibleDevices};
 
+pub use entries::{
+    ContainerLayout, CudaCompat, MountEntry, MountFlags, MountKind, Placement, TargetOrigin,
+    TargetType,
+};
 pub use mig::MigError;
 pub use select::{select, Selection};
 
@@ -42,6 +49,14 @@ pub enum PlanError {
     },
     #[error("IMEX channel {requested} requested, {available}")]
     UnknownImexChannel { requested: u32, available: String },
+    #[error("{variable}={}: refused: {problem}; point it at a directory of its own, such as /tmp/nvidia-mps", path.display())]
+    TenantTarget {
+        variable: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
+    #[error("mount target {}: {problem} (a gpuhook bug: please report it)", path.display())]
+    Target { path: PathBuf, problem: String },
     #[error("requirement {name}={text:?} not met: {condition} does not hold (host: {host}){hint}")]
     Requirement {
         name: String,
@@ -50,65 +65,6 @@ pub enum PlanError {
         host: String,
         hint: String,
     },
-}
-
-/// Facts about the container's rootfs the plan depends on (read by the applier).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerLayout {
-    pub lib_dir: PathBuf,
-    pub lib32_dir: PathBuf,
-    /// Where the image's X server looks for modules.
-    pub xorg_modules_dir: PathBuf,
-    /// The image's CUDA forward-compatibility libraries, if it carries any.
-    pub cuda_compat: Option<CudaCompat>,
-}
-
-/// `libcuda.so.<version>` found in the image's compat directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CudaCompat {
-    /// The directory, inside the container.
-    pub dir: PathBuf,
-    /// The newest compat libcuda's version (its driver version, e.g. `590.48.01`).
-    pub version: String,
-}
-
-impl ContainerLayout {
-    /// Debian-family images keep libraries in multiarch dirs; the others in `lib64`/`lib`.
-    pub fn for_rootfs(is_debian: bool) -> ContainerLayout {
-        if is_debian {
-            ContainerLayout {
-                lib_dir: PathBuf::from("/usr/lib/x86_64-linux-gnu"),
-                lib32_dir: PathBuf::from("/usr/lib/i386-linux-gnu"),
-                xorg_modules_dir: PathBuf::from("/usr/lib/xorg/modules"),
-                cuda_compat: None,
-            }
-        } else {
-            ContainerLayout {
-                lib_dir: PathBuf::from("/usr/lib64"),
-                lib32_dir: PathBuf::from("/usr/lib"),
-                xorg_modules_dir: PathBuf::from("/usr/lib64/xorg/modules"),
-                cuda_compat: None,
-            }
-        }
-    }
-}
-
-/// What a bind mount carries; decides its mount flags and how its target is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MountKind {
-    /// Read-only, nosuid, nodev regular file (library, utility, firmware).
-    File,
-    /// A device node: read-write, nosuid.
-    Device,
-    /// A socket or pipe directory the container talks to the host through.
-    Ipc,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountEntry {
-    pub host_path: PathBuf,
-    pub container_path: PathBuf,
-    pub kind: MountKind,
 }
 
 /// A device cgroup rule: allow read-write access to one character device.
@@ -136,13 +92,47 @@ pub struct InjectionPlan {
     pub gpus: Vec<(u32, String)>,
     /// GPUs `all` left out because they cannot be used: `(index, bus id, why)`, for logs.
     pub skipped_gpus: Vec<(u32, String, String)>,
+    /// In the order they are made: device nodes, files, directories (see
+    /// [`MountEntry::stage`]); targets never overlap (see [`targets`]).
     pub mounts: Vec<MountEntry>,
     /// The device nodes given (also among `mounts`), for appliers that declare them.
     pub devices: Vec<DeviceNode>,
     pub device_rules: Vec<DeviceRule>,
     pub proc_driver: ProcDriverView,
+    /// Where the `/proc/driver` mask goes, and whether its files sit in an `nvidia/`
+    /// subdirectory (see [`ProcMaskTarget`]).
+    pub proc_mask: ProcMaskTarget,
     /// Directories the container's ld cache must index.
     pub ldcache_dirs: Vec<PathBuf>,
+    /// The uid and gid the ldconfig child runs as: the container's root.
+    pub ldconfig_ids: (u32, u32),
+    /// The container's fresh tmpfs mounts, where targets may be created besides its rootfs.
+    pub fresh_tmpfs: Vec<PathBuf>,
+}
+
+/// `/proc/driver/nvidia` when the host kernel has one (it shows through the container's
+/// procfs and is covered); otherwise (a driver simulated by config) all of `/proc/driver`,
+/// with the view's files in an `nvidia/` subdirectory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcMaskTarget {
+    pub path: PathBuf,
+    pub nested: bool,
+}
+
+impl ProcMaskTarget {
+    pub fn for_kernel(has_proc_driver_nvidia: bool) -> ProcMaskTarget {
+        if has_proc_driver_nvidia {
+            ProcMaskTarget {
+                path: "/proc/driver/nvidia".into(),
+                nested: false,
+            }
+        } else {
+            ProcMaskTarget {
+                path: "/proc/driver".into(),
+                nested: true,
+            }
+        }
+    }
 }
 
 /// Builds the plan, checking the request's requirements against the host first.
@@ -151,14 +141,71 @@ pub fn plan(
     inventory: &Inventory,
     layout: &ContainerLayout,
 ) -> Result<InjectionPlan, PlanError> {
-    let selection = select(&request.devices, inventory)?;
+    let selection = select::within_declared(
+        select(&request.devices, inventory)?,
+        &request.declared_devices,
+        &inventory.gpus,
+    );
     // A MIG device's parent GPU gives the node, procfs entry and facts of a whole GPU.
     let gpus = selection.device_gpus();
-    check_requirements(request, inventory, &gpus)?;
+    requirements::check(request, inventory, &gpus)?;
     let mig = mig::mig_plan(request, &selection, inventory.mig.as_ref())?;
+    let devices = device_nodes(request, inventory, &gpus, &mig.nodes)?;
 
+    let mut mounts: Vec<MountEntry> = devices.iter().map(|d| MountEntry::device(d)).collect();
+    let device_rules = devices
+        .iter()
+        .map(|d| DeviceRule {
+            major: d.major,
+            minor: d.minor,
+        })
+        .collect();
+    let (library_mounts, mut ldcache_dirs) = library_mounts(request, inventory, layout);
+    // Forward compatibility: the image's newer user-space driver comes first in its ld cache
+    // (ldconfig lists the directories given first first, and ld.so takes the first match).
+    if let Some(compat) = newer_cuda_compat(request, inventory, layout) {
+        ldcache_dirs.insert(0, compat.dir.clone());
+    }
+    mounts.extend(library_mounts);
+    mounts.extend(file_mounts(request, inventory, layout));
+    if wants_driver_internals(request) {
+        mounts.extend(ipc_mounts(request, inventory));
+    }
+    // Devices first, files next, directories last: nothing mounted early can hold a later
+    // target (the sort is stable, so each group keeps its order).
+    mounts.sort_by_key(MountEntry::stage);
+    let proc_mask = ProcMaskTarget::for_kernel(inventory.kernel_has_proc_driver_nvidia);
+    targets::check(&mounts, &proc_mask.path, &ldcache_dirs, layout)?;
+
+    let mut proc_driver = proc_driver_view(inventory, &gpus);
+    proc_driver.mig_capabilities = mig.proc_files;
+    Ok(InjectionPlan {
+        gpus: selection.summary(),
+        skipped_gpus: selection
+            .skipped
+            .iter()
+            .map(|u| (u.index, u.bus_id.clone(), u.reason.clone()))
+            .collect(),
+        mounts,
+        device_rules,
+        devices: devices.into_iter().cloned().collect(),
+        proc_driver,
+        proc_mask,
+        ldcache_dirs,
+        ldconfig_ids: layout.root_ids,
+        fresh_tmpfs: layout.fresh_tmpfs.clone(),
+    })
+}
+
+/// The selected GPUs' nodes, the control nodes (not for `none`), IMEX channels, MIG caps.
+fn device_nodes<'a>(
+    request: &ContainerRequest,
+    inventory: &'a Inventory,
+    gpus: &[&'a Gpu],
+    mig_nodes: &'a [DeviceNode],
+) -> Result<Vec<&'a DeviceNode>, PlanError> {
     let mut devices: Vec<&DeviceNode> = Vec::new();
-    for gpu in &gpus {
+    for gpu in gpus {
         let node = gpu
             .device
             .as_ref()
@@ -174,99 +221,73 @@ pub fn plan(
         devices.extend(inventory.control_devices.iter());
     }
     devices.extend(imex_channels(request, inventory)?);
-    devices.extend(mig.nodes.iter());
+    devices.extend(mig_nodes.iter());
+    Ok(devices)
+}
 
-    let mut mounts: Vec<MountEntry> = devices
+/// Utilities into `/usr/bin`, firmware (compute and utility users) and the capabilities'
+/// loader and server files.
+fn file_mounts(
+    request: &ContainerRequest,
+    inventory: &Inventory,
+    layout: &ContainerLayout,
+) -> Vec<MountEntry> {
+    let binaries = inventory
+        .binaries
         .iter()
-        .map(|d| MountEntry {
-            host_path: d.host_path.clone(),
-            container_path: d.path.clone(),
-            kind: MountKind::Device,
+        .filter(|(name, _)| {
+            catalog::capability_of_binary(name).is_some_and(|c| request.capabilities.contains(&c))
         })
-        .collect();
-    let device_rules = devices
+        .map(|(name, host_path)| {
+            MountEntry::file(host_path.clone(), Path::new("/usr/bin").join(name))
+        });
+    let firmware = inventory
+        .firmware
         .iter()
-        .map(|d| DeviceRule {
-            major: d.major,
-            minor: d.minor,
-        })
-        .collect();
+        .filter(|_| wants_driver_internals(request))
+        .map(|f| MountEntry::file(f.host_path.clone(), f.container_path.clone()));
+    let support = inventory
+        .support_files
+        .iter()
+        .filter(|f| request.capabilities.contains(&f.capability))
+        .map(|f| {
+            let container_path = match &f.place {
+                SupportPlace::Absolute(path) => path.clone(),
+                SupportPlace::LibDir(relative) => layout.lib_dir.join(relative),
+                SupportPlace::XorgModules(relative) => layout.xorg_modules_dir.join(relative),
+            };
+            MountEntry::file(f.host_path.clone(), container_path)
+        });
+    binaries.chain(firmware).chain(support).collect()
+}
 
-    let (library_mounts, mut ldcache_dirs) = library_mounts(request, inventory, layout);
-    // Forward compatibility: the image's newer user-space driver comes first in its ld cache
-    // (ldconfig lists the directories given first first, and ld.so takes the first match).
-    if let Some(compat) = newer_cuda_compat(request, inventory, layout) {
-        ldcache_dirs.insert(0, compat.dir.clone());
-    }
-    mounts.extend(library_mounts);
-    mounts.extend(
-        inventory
-            .binaries
-            .iter()
-            .filter(|(name, _)| {
-                catalog::capability_of_binary(name)
-                    .is_some_and(|c| request.capabilities.contains(&c))
-            })
-            .map(|(name, host_path)| MountEntry {
-                host_path: host_path.clone(),
-                container_path: Path::new("/usr/bin").join(name),
-                kind: MountKind::File,
-            }),
-    );
-    if wants_driver_internals(request) {
-        mounts.extend(inventory.firmware.iter().map(|f| MountEntry {
-            host_path: f.host_path.clone(),
-            container_path: f.container_path.clone(),
-            kind: MountKind::File,
-        }));
-        mounts.extend(inventory.ipc.iter().map(|f| MountEntry {
-            host_path: f.host_path.clone(),
-            container_path: f.container_path.clone(),
-            kind: MountKind::Ipc,
-        }));
-        // The MPS pipes go where the container's CUDA_MPS_PIPE_DIRECTORY says, if it says.
-        mounts.extend(inventory.mps_pipe_dir.iter().map(|f| {
-            MountEntry {
-                host_path: f.host_path.clone(),
-                container_path: request
-                    .mps_pipe_directory
-                    .clone()
-                    .unwrap_or_else(|| f.container_path.clone()),
-                kind: MountKind::Ipc,
-            }
-        }));
-    }
-    mounts.extend(
-        inventory
-            .support_files
-            .iter()
-            .filter(|f| request.capabilities.contains(&f.capability))
-            .map(|f| MountEntry {
-                host_path: f.host_path.clone(),
-                container_path: match &f.place {
-                    SupportPlace::Absolute(path) => path.clone(),
-                    SupportPlace::LibDir(relative) => layout.lib_dir.join(relative),
-                    SupportPlace::XorgModules(relative) => layout.xorg_modules_dir.join(relative),
-                },
-                kind: MountKind::File,
-            }),
-    );
-
-    let mut proc_driver = proc_driver_view(inventory, &gpus);
-    proc_driver.mig_capabilities = mig.proc_files;
-    Ok(InjectionPlan {
-        gpus: selection.summary(),
-        skipped_gpus: selection
-            .skipped
-            .iter()
-            .map(|u| (u.index, u.bus_id.clone(), u.reason.clone()))
-            .collect(),
-        mounts,
-        device_rules,
-        devices: devices.into_iter().cloned().collect(),
-        proc_driver,
-        ldcache_dirs,
-    })
+/// The persistenced and fabric manager sockets, and the MPS pipe directory, which goes where
+/// the container's `CUDA_MPS_PIPE_DIRECTORY` says, if it says (checked: see [`targets`]).
+fn ipc_mounts(request: &ContainerRequest, inventory: &Inventory) -> Vec<MountEntry> {
+    let sockets = inventory.ipc.iter().map(|f| {
+        MountEntry::ipc(
+            f.host_path.clone(),
+            f.container_path.clone(),
+            TargetType::NonDirectory,
+            TargetOrigin::Driver,
+        )
+    });
+    let mps = inventory.mps_pipe_dir.iter().map(|f| {
+        let (container_path, origin) = match &request.mps_pipe_directory {
+            Some(path) => (
+                path.clone(),
+                TargetOrigin::Tenant(crate::request::MPS_PIPE_ENV),
+            ),
+            None => (f.container_path.clone(), TargetOrigin::Driver),
+        };
+        MountEntry::ipc(
+            f.host_path.clone(),
+            container_path,
+            TargetType::Directory,
+            origin,
+        )
+    });
+    sockets.chain(mps).collect()
 }
 
 /// The image's compat libraries when the container computes and they are newer than the host
@@ -371,75 +392,12 @@ fn library_mounts(
         if !dirs.contains(dir) {
             dirs.push(dir.clone());
         }
-        mounts.push(MountEntry {
-            host_path: library.host_path.clone(),
-            container_path: dir.join(&library.file_name),
-            kind: MountKind::File,
-        });
+        mounts.push(MountEntry::file(
+            library.host_path.clone(),
+            dir.join(&library.file_name),
+        ));
     }
     (mounts, dirs)
-}
-
-fn check_requirements(
-    request: &ContainerRequest,
-    inventory: &Inventory,
-    gpus: &[&Gpu],
-) -> Result<(), PlanError> {
-    let base = HostFacts {
-        cuda: inventory.cuda_version.clone(),
-        driver: Some(inventory.driver_version.clone()),
-        arch: None,
-        brand: None,
-    };
-    // arch and brand are per GPU: every selected GPU must meet them.
-    let per_gpu: Vec<HostFacts> = if gpus.is_empty() {
-        vec![base]
-    } else {
-        gpus.iter()
-            .map(|g| HostFacts {
-                arch: g.arch.clone(),
-                brand: g.brand.clone(),
-                ..base.clone()
-            })
-            .collect()
-    };
-    for requirement in &request.requirements {
-        for facts in &per_gpu {
-            if let Err(condition) = requirement.check(facts) {
-                let hint = match condition.key {
-                    crate::request::RequirementKey::Cuda => {
-                        "; update your driver or use an earlier CUDA image".to_string()
-                    }
-                    _ => String::new(),
-                };
-                return Err(PlanError::Requirement {
-                    name: requirement.name.clone(),
-                    text: requirement.text.clone(),
-                    condition: condition.to_string(),
-                    host: describe_facts(facts),
-                    hint,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-fn describe_facts(facts: &HostFacts) -> String {
-    let mut parts = Vec::new();
-    if let Some(c) = &facts.cuda {
-        parts.push(format!("cuda {c}"));
-    }
-    if let Some(d) = &facts.driver {
-        parts.push(format!("driver {d}"));
-    }
-    if let Some(a) = &facts.arch {
-        parts.push(format!("arch {a}"));
-    }
-    if let Some(b) = &facts.brand {
-        parts.push(format!("brand {b}"));
-    }
-    parts.join(", ")
 }
 
 #[cfg(test)]

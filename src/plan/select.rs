@@ -113,6 +113,29 @@ fn refuse_unusable(selector: &DeviceSelector, inventory: &Inventory) -> Result<(
     }
 }
 
+/// Narrows `selection` to the GPUs the spec already declares as character devices in
+/// `linux.devices` (`declared`: major, minor), when it declares any of the host's GPUs: an
+/// engine that applied CDI (or the shim) has decided which GPUs the container gets, and an
+/// env var the image carries (`NVIDIA_VISIBLE_DEVICES=all` in CUDA images) must not widen
+/// that. MIG devices stay when their parent GPU is declared.
+pub fn within_declared<'a>(
+    mut selection: Selection<'a>,
+    declared: &[(u32, u32)],
+    gpus: &[Gpu],
+) -> Selection<'a> {
+    let is_declared = |gpu: &Gpu| {
+        gpu.device
+            .as_ref()
+            .is_some_and(|d| declared.contains(&(d.major, d.minor)))
+    };
+    if !gpus.iter().any(is_declared) {
+        return selection;
+    }
+    selection.gpus.retain(|g| is_declared(g));
+    selection.mig.retain(|(parent, _)| is_declared(parent));
+    selection
+}
+
 /// `0:1` and its UUID name the same device: it is given once.
 fn add_mig<'a>(selected: &mut Selection<'a>, found: (&'a Gpu, &'a MigDevice)) {
     if !selected

@@ -103,6 +103,7 @@ pub(crate) fn inventory() -> Inventory {
         ],
         proc_version: "NVRM version: X  580.159.04  Release\n".into(),
         proc_params: "ModifyDeviceFiles: 1\n".into(),
+        kernel_has_proc_driver_nvidia: true,
     }
 }
 

@@ -28,6 +28,8 @@ pub const DISABLE_REQUIRE_ENV: &str = "NVIDIA_DISABLE_REQUIRE";
 pub const REQUIRE_PREFIX: &str = "NVIDIA_REQUIRE_";
 pub const CUDA_VERSION_ENV: &str = "CUDA_VERSION";
 pub const REQUIRE_CUDA_ENV: &str = "NVIDIA_REQUIRE_CUDA";
+/// Where the container's CUDA looks for the MPS control daemon's pipes.
+pub const MPS_PIPE_ENV: &str = "CUDA_MPS_PIPE_DIRECTORY";
 /// Destination prefix of the volume-mount request channel (Kubernetes device plugin).
 pub const VOLUME_MOUNT_DIR: &str = "/var/run/nvidia-container-devices";
 
@@ -86,6 +88,9 @@ pub struct ContainerRequest {
     pub mps_pipe_directory: Option<std::path::PathBuf>,
     /// `NVIDIA_MIG_CONFIG_DEVICES`/`NVIDIA_MIG_MONITOR_DEVICES` (privileged containers only).
     pub mig_access: MigAccess,
+    /// Character devices (major, minor) the spec already declares in `linux.devices`: when
+    /// they include GPUs, the container gets no other GPU (see `plan::select::within_declared`).
+    pub declared_devices: Vec<(u32, u32)>,
 }
 
 impl ContainerRequest {
@@ -115,6 +120,10 @@ pub struct ContainerFacts {
     /// Qualified CDI names (`vendor.com/class=name`) from `/dev/null` mounts at
     /// `<VOLUME_MOUNT_DIR>/cdi/vendor.com/class/name`.
     pub cdi_volume_mount_devices: Vec<String>,
+    /// Character devices (major, minor) declared in `linux.devices`.
+    pub declared_devices: Vec<(u32, u32)>,
+    /// Destinations of the spec's `tmpfs` mounts (fresh filesystems the runtime makes).
+    pub tmpfs_mounts: Vec<std::path::PathBuf>,
 }
 
 impl ContainerFacts {
@@ -159,12 +168,47 @@ impl ContainerFacts {
             annotations,
             imex_volume_mount_channels,
             cdi_volume_mount_devices,
+            declared_devices: declared_char_devices(spec),
+            tmpfs_mounts: fresh_tmpfs_mounts(spec),
         }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.env.get(key).map(String::as_str)
     }
+}
+
+/// `linux.devices` entries of type `c` (character devices) with numbers that fit.
+fn declared_char_devices(spec: &Spec) -> Vec<(u32, u32)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|d| d.typ() == oci_spec::runtime::LinuxDeviceType::C)
+        .filter_map(|d| {
+            Some((
+                u32::try_from(d.major()).ok()?,
+                u32::try_from(d.minor()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Spec mounts the runtime makes as fresh tmpfs (type `tmpfs`, not bind mounts).
+fn fresh_tmpfs_mounts(spec: &Spec) -> Vec<std::path::PathBuf> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .filter(|m| m.typ().as_deref() == Some("tmpfs"))
+        .filter(|m| {
+            !m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind")
+        })
+        .map(|m| m.destination().clone())
+        .collect()
 }
 
 /// `/var/run/nvidia-container-devices/<name>` gives `<name>` for plain device names; the
@@ -204,7 +248,7 @@ pub fn container_request(
             imex::ImexChannels::None
         };
     let mps_pipe_directory = facts
-        .get("CUDA_MPS_PIPE_DIRECTORY")
+        .get(MPS_PIPE_ENV)
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_absolute());
     let mig_access = mig::parse_mig_access(facts)?;
@@ -215,6 +259,7 @@ pub fn container_request(
         imex_channels,
         mps_pipe_directory,
         mig_access,
+        declared_devices: facts.declared_devices.clone(),
     }))
 }
 

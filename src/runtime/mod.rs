@@ -10,7 +10,6 @@ pub mod runc_log;
 pub mod spec_edit;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -181,21 +180,12 @@ pub fn hook_path(config: &Config) -> PathBuf {
 
 /// Writes next to the file, then renames over it: runc never sees half a spec.
 fn write_atomically(path: &Path, tree: &Value, pretty: bool) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
     let bytes = if pretty {
         serde_json::to_vec_pretty(tree)?
     } else {
         serde_json::to_vec(tree)?
     };
-    file.write_all(&bytes)?;
-    file.as_file().sync_all()?;
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode())
-        .unwrap_or(0o644);
-    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(mode))?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::fsutil::write_atomically(path, &bytes, crate::fsutil::Mode::KeepOr(0o644), false)
 }
 
 /// The low-level runtime to exec: the first of `runtimes` that exists.

@@ -250,6 +250,23 @@ impl Bundle {
         std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
     }
 
+    /// Gives the container its own user namespace, container ids 0-65535 mapped to host ids
+    /// `host_id`.., and hands its rootfs to that range (as Docker's userns-remap does).
+    pub fn user_namespaced(&self, host_id: u32) {
+        self.edit_spec(|spec| {
+            spec["linux"]["namespaces"]
+                .as_array_mut()
+                .expect("runc spec has linux.namespaces")
+                .push(json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": host_id, "size": 65536}]);
+            spec["linux"]["uidMappings"] = map.clone();
+            spec["linux"]["gidMappings"] = map;
+        });
+        sh(Command::new("chown")
+            .args(["-R", "-h", &format!("{host_id}:{host_id}")])
+            .arg(self.rootfs()));
+    }
+
     /// `runc run` through the runtime shim instead of the bundle's own hook: the hook is taken
     /// out of the spec, `gpuhook-runtime` gets `config` and adds what it adds. The container is
     /// deleted either way.
@@ -336,6 +353,39 @@ impl RunResult {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// Runs `gpuhook prestart` directly (as runc would) with `state` on stdin and the bundle's
+/// config; returns (exit code, stderr).
+pub fn prestart(bundle: &Bundle, state: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(gpuhook_bin())
+        .arg("prestart")
+        .env("GPUHOOK_CONFIG", bundle.dir.path().join("gpuhook.toml"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(state.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The OCI state a runtime gives its hooks, for container `id` with init `pid`.
+pub fn state(id: &str, pid: u32, bundle: &Path) -> String {
+    format!(
+        r#"{{"ociVersion":"1.0.2","id":"{id}","status":"creating","pid":{pid},"bundle":"{}"}}"#,
+        bundle.display()
+    )
 }
 
 /// The host's mount table as (mount point, source, fs type) entries, to compare before/after.

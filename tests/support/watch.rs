@@ -1,5 +1,7 @@
 //! What a hostile image or a fault must never change on the host: a canary tree of host paths
-//! an attack aims at, `/etc`, and the host's mount table, recorded before and compared after.
+//! an attack aims at, `/etc`, the host's mount table, the device rules of every cgroup that
+//! existed before, and any further tree a test names (the driver's MPS pipe directory, a
+//! volume), recorded before and compared after.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -21,6 +23,8 @@ pub struct HostWatch {
     etc_before: BTreeSet<String>,
     files_before: Vec<Option<Vec<u8>>>,
     mounts_before: BTreeSet<String>,
+    cgroups_before: BTreeMap<PathBuf, String>,
+    trees: Vec<(PathBuf, BTreeMap<PathBuf, Vec<u8>>)>,
 }
 
 impl HostWatch {
@@ -49,7 +53,16 @@ impl HostWatch {
             etc_before: etc_fingerprint(),
             files_before: HOST_FILES.iter().map(|f| std::fs::read(f).ok()).collect(),
             mounts_before: host_mounts(),
+            cgroups_before: device_rules(),
+            trees: Vec::new(),
         }
+    }
+
+    /// Also compares `dir` (a directory of the host the hook must not write: the driver's MPS
+    /// pipe directory, a volume) byte for byte.
+    pub fn watch(mut self, dir: &Path) -> HostWatch {
+        self.trees.push((dir.to_path_buf(), contents(dir)));
+        self
     }
 
     /// The canary tree's host path.
@@ -102,7 +115,50 @@ impl HostWatch {
             without_test_mounts(self.mounts_before.clone()),
             "{context}: host mount table changed"
         );
+        for (dir, before) in &self.trees {
+            assert!(
+                contents(dir) == *before,
+                "{context}: {} changed: now {:?}",
+                dir.display(),
+                contents(dir).keys().collect::<Vec<_>>()
+            );
+        }
+        // Cgroups come and go with the containers of tests running beside this one; the rules
+        // of one that was there before and still is must not have changed.
+        let now = device_rules();
+        for (cgroup, rules) in &self.cgroups_before {
+            if let Some(current) = now.get(cgroup) {
+                assert_eq!(
+                    current,
+                    rules,
+                    "{context}: device rules of cgroup {} changed",
+                    cgroup.display()
+                );
+            }
+        }
     }
+}
+
+/// `devices.list` of every cgroup v1 device cgroup (none on a v2-only host).
+pub fn device_rules() -> BTreeMap<PathBuf, String> {
+    let root = Path::new("/sys/fs/cgroup/devices");
+    let mut rules = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        if let Ok(list) = std::fs::read_to_string(dir.join("devices.list")) {
+            rules.insert(dir.clone(), list);
+        }
+        stack.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
+    rules
 }
 
 impl Default for HostWatch {
@@ -133,6 +189,7 @@ const ENGINE_MOUNTS: &[&str] = &[
     "/tmp/gpuhook-containerd-",
     "/tmp/gpuhook-podman-",
     "/tmp/gpuhook-cdi-",
+    "/tmp/gpuhook-cri-",
     "/var/lib/docker",
     "/var/lib/containerd",
     "/var/lib/containers",

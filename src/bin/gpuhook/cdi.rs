@@ -1,6 +1,5 @@
 //! `gpuhook cdi generate|list` and the hooks a generated spec names (`gpuhook cdi-hook ...`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -160,20 +159,12 @@ fn write_spec(spec: &Spec, format: Format, output: Option<&Path>) -> ExitCode {
         print!("{text}");
         return ExitCode::SUCCESS;
     };
-    let written = (|| {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(text.as_bytes())?;
-        file.as_file().sync_all()?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644))?;
-        file.persist(path).map_err(|e| e.error)?;
-        std::io::Result::Ok(())
-    })();
+    let written = gpuhook::fsutil::write_atomically(
+        path,
+        text.as_bytes(),
+        gpuhook::fsutil::Mode::Exactly(0o644),
+        true,
+    );
     match written {
         Ok(()) => {
             println!(

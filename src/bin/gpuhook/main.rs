@@ -42,7 +42,8 @@ enum Command {
     /// Run as an OCI createRuntime hook (same work as prestart).
     #[command(name = "createRuntime")]
     CreateRuntime,
-    /// Run as an OCI createContainer hook (same work as prestart).
+    /// Refused with a clear message: runc runs createContainer hooks inside the container's
+    /// namespaces, where gpuhook cannot work safely (use prestart or createRuntime).
     #[command(name = "createContainer")]
     CreateContainer,
     /// Accepted for compatibility; does nothing.
@@ -125,7 +126,10 @@ fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let cli = Cli::parse();
     match cli.command {
-        Command::Prestart | Command::CreateRuntime | Command::CreateContainer => {}
+        Command::Prestart | Command::CreateRuntime => {}
+        Command::CreateContainer => {
+            return fail(None, "createContainer hooks run inside the container's namespaces (runc runs them there), where gpuhook cannot do its work safely: register gpuhook as a prestart or createRuntime hook")
+        }
         Command::Poststart | Command::Poststop => return ExitCode::SUCCESS,
         Command::Configure {
             engine,
@@ -226,6 +230,8 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             skipped_gpus,
             capabilities,
             mounts,
+            skipped,
+            ldconfig_rss_kib,
         }) => {
             for (index, bus_id, reason) in skipped_gpus {
                 log.write(
@@ -236,12 +242,21 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
                     ),
                 );
             }
+            for reason in &skipped {
+                log.write(
+                    LogLevel::Warn,
+                    &format!("container={} left out: {reason}", state.id),
+                );
+            }
             let gpus: Vec<String> = gpus.iter().map(|(i, uuid)| format!("{i}={uuid}")).collect();
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let rss = ldconfig_rss_kib
+                .map(|kib| format!(" ldconfig_max_rss_kib={kib}"))
+                .unwrap_or_default();
             log.write(
                 LogLevel::Info,
                 &format!(
-                    "container={} gpus=[{}] caps={} mounts={mounts} elapsed_ms={elapsed_ms:.2}",
+                    "container={} gpus=[{}] caps={} mounts={mounts} elapsed_ms={elapsed_ms:.2}{rss}",
                     state.id,
                     gpus.join(","),
                     capabilities.join(",")
