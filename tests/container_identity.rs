@@ -23,7 +23,7 @@ impl DenyAllCgroup {
         if !root.is_dir() {
             return None;
         }
-        let dir = root.join(format!("gpuhook-test-{name}-{}", std::process::id()));
+        let dir = root.join(format!("gpuhook-watched-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("devices.deny"), "a").unwrap();
         Some(DenyAllCgroup(dir))

@@ -34,19 +34,18 @@ fn sparse(path: &Path, gib: u64) {
     file.set_len(gib << 30).unwrap();
 }
 
-/// Pids of processes executing the host's ldconfig (the confined child).
-fn ldconfig_processes() -> Vec<u32> {
+/// Pids of processes executing the host's ldconfig chrooted in `rootfs` (the confined child
+/// of this bundle's hook; other tests run theirs beside it).
+fn ldconfig_processes(rootfs: &Path) -> Vec<u32> {
     let real = std::fs::canonicalize("/sbin/ldconfig").unwrap();
+    let rootfs = std::fs::canonicalize(rootfs).unwrap();
+    let link = |pid: u32, what: &str| std::fs::read_link(format!("/proc/{pid}/{what}")).ok();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe"))
-                .ok()
-                .as_deref()
-                == Some(&real)
-        })
+        .filter(|pid| link(*pid, "exe").as_ref() == Some(&real))
+        .filter(|pid| link(*pid, "root").as_ref() == Some(&rootfs))
         .collect()
 }
 
@@ -79,7 +78,7 @@ fn an_ld_so_conf_that_is_not_a_small_regular_file_is_refused_at_once() {
         assert!(!out.success, "{name}: started");
         assert_one_clear_line(&out.stderr, &b.id, &format!("/{inner}"), name);
         assert!(
-            ldconfig_processes().is_empty(),
+            ldconfig_processes(&b.rootfs()).is_empty(),
             "{name}: ldconfig left running"
         );
     }
@@ -106,7 +105,10 @@ fn an_ldconfig_that_never_ends_is_killed_at_the_deadline() {
     let out = b.run();
     assert!(!out.success, "started");
     assert_one_clear_line(&out.stderr, &b.id, "killed after 2 s", "hang");
-    assert!(ldconfig_processes().is_empty(), "ldconfig left running");
+    assert!(
+        ldconfig_processes(&b.rootfs()).is_empty(),
+        "ldconfig left running"
+    );
     host.assert_unchanged("ldconfig hanging on a FIFO");
 }
 
@@ -145,7 +147,10 @@ fn an_ldconfig_eating_memory_hits_its_bound() {
     } else {
         assert_one_clear_line(&out.stderr, &b.id, "ld cache update", "huge");
     }
-    assert!(ldconfig_processes().is_empty(), "ldconfig left running");
+    assert!(
+        ldconfig_processes(&b.rootfs()).is_empty(),
+        "ldconfig left running"
+    );
     host.assert_unchanged("ldconfig reading a huge file");
 }
 

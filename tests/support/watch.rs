@@ -139,7 +139,29 @@ impl HostWatch {
     }
 }
 
-/// `devices.list` of every cgroup v1 device cgroup (none on a v2-only host).
+/// Cgroups of containers (this suite's bundles, named after their ids; the engines'), which
+/// change with the tests running beside the one watching. A test's own watched cgroup is
+/// named `gpuhook-watched-...`.
+const CONTAINER_CGROUPS: &[&str] = &[
+    "gpuhook-",
+    "docker",
+    "libpod",
+    "machine",
+    "kubepods",
+    "k8s.io",
+    "system.slice",
+];
+
+fn is_container_cgroup(dir: &Path) -> bool {
+    dir.components().any(|c| {
+        let name = c.as_os_str().to_string_lossy();
+        !name.starts_with("gpuhook-watched-")
+            && CONTAINER_CGROUPS.iter().any(|p| name.starts_with(p))
+    })
+}
+
+/// `devices.list` of every cgroup v1 device cgroup that is not a container's (none on a
+/// v2-only host).
 pub fn device_rules() -> BTreeMap<PathBuf, String> {
     let root = Path::new("/sys/fs/cgroup/devices");
     let mut rules = BTreeMap::new();
@@ -148,6 +170,9 @@ pub fn device_rules() -> BTreeMap<PathBuf, String> {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
+        if is_container_cgroup(dir.strip_prefix(root).unwrap_or(&dir)) {
+            continue;
+        }
         if let Ok(list) = std::fs::read_to_string(dir.join("devices.list")) {
             rules.insert(dir.clone(), list);
         }
