@@ -8,20 +8,6 @@ use std::collections::BTreeSet;
 
 use support::*;
 
-/// Every NVIDIA file a container can see, one path per line (sorted by the test).
-const FILES: &str = r#"
-echo "== files =="
-for d in /usr/lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/gbm /usr/bin /usr/share/vulkan/icd.d \
-         /usr/share/vulkan/implicit_layer.d /usr/share/glvnd/egl_vendor.d \
-         /usr/share/egl/egl_external_platform.d /usr/lib/xorg/modules/drivers \
-         /usr/lib/xorg/modules/extensions; do
-    for f in "$d"/*; do
-        case "$f" in *nvidia*|*cuda*|*nvcuvid*|*nvoptix*|*NVIDIA*) echo "$f" ;; esac
-    done
-done
-echo "== end =="
-"#;
-
 fn files_for(capabilities: &str) -> BTreeSet<String> {
     let sim = Sim::build(1);
     let log = std::env::temp_dir().join(format!("gpuhook-caps-{}.log", std::process::id()));
@@ -30,7 +16,7 @@ fn files_for(capabilities: &str) -> BTreeSet<String> {
         format!("NVIDIA_DRIVER_CAPABILITIES={capabilities}"),
     ];
     let env: Vec<&str> = env.iter().map(String::as_str).collect();
-    let bundle = Bundle::new("caps", &env, FILES, &sim.config(&log, ""));
+    let bundle = Bundle::new("caps", &env, NVIDIA_FILES, &sim.config(&log, ""));
     bundle
         .run()
         .expect_success()

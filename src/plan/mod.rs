@@ -19,7 +19,7 @@ pub use entries::{
     TargetType,
 };
 pub use mig::MigError;
-pub use select::{select, select_gpus, Selection};
+pub use select::{select, Selection};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -32,6 +32,13 @@ pub enum PlanError {
         "GPU {requested} requested: it matches several GPUs ({matches}); give more of the UUID"
     )]
     AmbiguousUuid { requested: String, matches: String },
+    #[error("{requested} requested, but GPU {index} ({bus_id}) cannot be used: {reason}; check the GPU on the host (nvidia-smi -q -i {bus_id}, the kernel log) or ask for another")]
+    UnusableGpu {
+        requested: String,
+        index: u32,
+        bus_id: String,
+        reason: String,
+    },
     #[error(transparent)]
     Mig(#[from] MigError),
     #[error("GPU {index} ({uuid}) requested, but its device node {path} is missing on the host: load the driver's device files (nvidia-modprobe, or run nvidia-smi once)")]
@@ -83,6 +90,8 @@ pub struct ProcDriverView {
 pub struct InjectionPlan {
     /// Indices and UUIDs of the selected GPUs (MIG devices: parent's index, MIG UUID), for logs.
     pub gpus: Vec<(u32, String)>,
+    /// GPUs `all` left out because they cannot be used: `(index, bus id, why)`, for logs.
+    pub skipped_gpus: Vec<(u32, String, String)>,
     /// In the order they are made: device nodes, files, directories (see
     /// [`MountEntry::stage`]); targets never overlap (see [`targets`]).
     pub mounts: Vec<MountEntry>,
@@ -133,7 +142,7 @@ pub fn plan(
     layout: &ContainerLayout,
 ) -> Result<InjectionPlan, PlanError> {
     let selection = select::within_declared(
-        select(&request.devices, &inventory.gpus, inventory.mig.as_ref())?,
+        select(&request.devices, inventory)?,
         &request.declared_devices,
         &inventory.gpus,
     );
@@ -172,6 +181,11 @@ pub fn plan(
     proc_driver.mig_capabilities = mig.proc_files;
     Ok(InjectionPlan {
         gpus: selection.summary(),
+        skipped_gpus: selection
+            .skipped
+            .iter()
+            .map(|u| (u.index, u.bus_id.clone(), u.reason.clone()))
+            .collect(),
         mounts,
         device_rules,
         devices: devices.into_iter().cloned().collect(),

@@ -50,6 +50,7 @@ pub(crate) fn inventory() -> Inventory {
         driver_version: "580.159.04".into(),
         cuda_version: Some("13.0".into()),
         gpus: vec![gpu(0, UUID0, "9.0"), gpu(1, UUID1, "8.0")],
+        unusable_gpus: Vec::new(),
         mig: None,
         control_devices: vec![node("nvidiactl", 195, 255), node("nvidia-uvm", 510, 0)],
         libraries: vec![
@@ -66,6 +67,7 @@ pub(crate) fn inventory() -> Inventory {
                 PathBuf::from("/sim/bin/nvidia-cuda-mps-control"),
             ),
         ],
+        skipped_binaries: Vec::new(),
         firmware: vec![HostFile {
             host_path: "/sim/fw/gsp_ga10x.bin".into(),
             container_path: "/lib/firmware/nvidia/580.159.04/gsp_ga10x.bin".into(),
@@ -105,11 +107,11 @@ pub(crate) fn inventory() -> Inventory {
     }
 }
 
-fn debian() -> ContainerLayout {
+pub(crate) fn debian() -> ContainerLayout {
     ContainerLayout::for_rootfs(true)
 }
 
-fn request(env: &[&str]) -> ContainerRequest {
+pub(crate) fn request(env: &[&str]) -> ContainerRequest {
     let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
         "ociVersion": "1.0.2", "root": {"path": "rootfs"},
         "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env},
