@@ -269,3 +269,46 @@ fn cuda_forward_compat_is_used_only_when_newer() {
         );
     }
 }
+
+/// As libnvidia-container gives them: the uvm nodes with compute, nvidia-modeset with display,
+/// the persistenced socket with utility, fabric manager and MPS with compute; nvidiactl and the
+/// GPU's node always.
+#[test]
+fn control_nodes_and_sockets_follow_the_capabilities() {
+    if !prerequisites("control_nodes_and_sockets_follow_the_capabilities") {
+        return;
+    }
+    let sim = Sim::build(1);
+    let log = std::env::temp_dir().join(format!("gpuhook-ctl-{}.log", std::process::id()));
+    let script = "echo '== dev =='; ls /dev | grep nvidia; echo '== ipc =='; \
+                  ls -d /run/nvidia-persistenced/socket /run/nvidia-fabricmanager/socket \
+                  /tmp/nvidia-mps 2>/dev/null; echo '== end =='";
+    for (caps, dev, ipc) in [
+        (
+            "utility",
+            &["nvidia0", "nvidiactl"][..],
+            &["/run/nvidia-persistenced/socket"][..],
+        ),
+        (
+            "compute",
+            &["nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidiactl"][..],
+            &["/run/nvidia-fabricmanager/socket", "/tmp/nvidia-mps"][..],
+        ),
+        (
+            "display",
+            &["nvidia-modeset", "nvidia0", "nvidiactl"][..],
+            &[][..],
+        ),
+    ] {
+        let env = [
+            "NVIDIA_VISIBLE_DEVICES=0".to_string(),
+            format!("NVIDIA_DRIVER_CAPABILITIES={caps}"),
+        ];
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let out = Bundle::new("ctl", &env, script, &sim.config(&log, ""))
+            .run()
+            .expect_success();
+        assert_eq!(out.section("dev"), dev, "{caps}");
+        assert_eq!(out.section("ipc"), ipc, "{caps}");
+    }
+}

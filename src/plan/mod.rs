@@ -168,9 +168,7 @@ pub fn plan(
     }
     mounts.extend(library_mounts);
     mounts.extend(file_mounts(request, inventory, layout));
-    if wants_driver_internals(request) {
-        mounts.extend(ipc_mounts(request, inventory));
-    }
+    mounts.extend(ipc_mounts(request, inventory));
     // Devices first, files next, directories last: nothing mounted early can hold a later
     // target (the sort is stable, so each group keeps its order).
     mounts.sort_by_key(MountEntry::stage);
@@ -217,8 +215,13 @@ fn device_nodes<'a>(
         devices.push(node);
     }
     // `none` gets the driver's files but no device at all: without nvidiactl no GPU opens.
+    // The others come with their capability (see `catalog::control_device_capability`).
     if request.devices != VisibleDevices::NoGpu {
-        devices.extend(inventory.control_devices.iter());
+        devices.extend(inventory.control_devices.iter().filter(|d| {
+            let name = d.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            catalog::control_device_capability(name)
+                .is_none_or(|c| request.capabilities.contains(&c))
+        }));
     }
     devices.extend(imex_channels(request, inventory)?);
     devices.extend(mig_nodes.iter());
@@ -261,18 +264,29 @@ fn file_mounts(
     binaries.chain(firmware).chain(support).collect()
 }
 
-/// The persistenced and fabric manager sockets, and the MPS pipe directory, which goes where
+/// The persistenced (utility) and fabric manager (compute) sockets, and the MPS pipe directory
+/// (compute), which goes where
 /// the container's `CUDA_MPS_PIPE_DIRECTORY` says, if it says (checked: see [`targets`]).
 fn ipc_mounts(request: &ContainerRequest, inventory: &Inventory) -> Vec<MountEntry> {
-    let sockets = inventory.ipc.iter().map(|f| {
-        MountEntry::ipc(
-            f.host_path.clone(),
-            f.container_path.clone(),
-            TargetType::NonDirectory,
-            TargetOrigin::Driver,
-        )
-    });
-    let mps = inventory.mps_pipe_dir.iter().map(|f| {
+    let wants = |path: &Path| {
+        request
+            .capabilities
+            .contains(&catalog::ipc_capability(path))
+    };
+    let sockets = inventory
+        .ipc
+        .iter()
+        .filter(|f| wants(&f.container_path))
+        .map(|f| {
+            MountEntry::ipc(
+                f.host_path.clone(),
+                f.container_path.clone(),
+                TargetType::NonDirectory,
+                TargetOrigin::Driver,
+            )
+        });
+    let compute = request.capabilities.contains(&DriverCapability::Compute);
+    let mps = inventory.mps_pipe_dir.iter().filter(|_| compute).map(|f| {
         let (container_path, origin) = match &request.mps_pipe_directory {
             Some(path) => (
                 path.clone(),

@@ -52,7 +52,11 @@ pub(crate) fn inventory() -> Inventory {
         gpus: vec![gpu(0, UUID0, "9.0"), gpu(1, UUID1, "8.0")],
         unusable_gpus: Vec::new(),
         mig: None,
-        control_devices: vec![node("nvidiactl", 195, 255), node("nvidia-uvm", 510, 0)],
+        control_devices: vec![
+            node("nvidiactl", 195, 255),
+            node("nvidia-uvm", 510, 0),
+            node("nvidia-modeset", 195, 254),
+        ],
         libraries: vec![
             library("libnvidia-ml.so", true),
             library("libcuda.so", true),
@@ -303,6 +307,38 @@ fn utility_alone_gets_nvidia_smi_but_no_libcuda() {
     assert!(files.contains(&"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.159.04".to_string()));
     assert!(!files.iter().any(|f| f.contains("libcuda")), "{files:?}");
     assert!(!files.iter().any(|f| f.contains("mps")), "{files:?}");
+}
+
+/// As libnvidia-container: the uvm nodes with compute, nvidia-modeset with display; the
+/// persistenced socket with utility, fabric manager and MPS with compute.
+#[test]
+fn control_devices_and_endpoints_come_with_their_capability() {
+    let with = |caps: &str| {
+        let plan = plan_for(&[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            &format!("NVIDIA_DRIVER_CAPABILITIES={caps}"),
+        ])
+        .unwrap();
+        (
+            targets(&plan, MountKind::Device),
+            targets(&plan, MountKind::Ipc),
+        )
+    };
+    let (devices, ipc) = with("utility");
+    assert_eq!(devices, ["/dev/nvidia0", "/dev/nvidiactl"]);
+    assert_eq!(ipc, ["/run/nvidia-persistenced/socket"]);
+    let (devices, ipc) = with("compute");
+    assert_eq!(
+        devices,
+        ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm"]
+    );
+    assert_eq!(ipc, ["/tmp/nvidia-mps"]);
+    let (devices, ipc) = with("display");
+    assert_eq!(
+        devices,
+        ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-modeset"]
+    );
+    assert!(ipc.is_empty(), "{ipc:?}");
 }
 
 #[test]
