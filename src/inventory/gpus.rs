@@ -5,7 +5,7 @@
 //! them in: a GPU whose file is broken keeps its index (and cannot be selected), and the GPUs
 //! after it keep theirs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::proc_driver::{self, GpuInformation};
 use super::{device_node, DeviceNode, InventoryError};
@@ -15,8 +15,11 @@ pub struct Gpu {
     /// Position in PCI bus order, the index `nvidia-smi` shows.
     pub index: u32,
     pub info: GpuInformation,
-    /// The `information` file as the host has it, to show inside the container.
+    /// The `information` file as the host has it.
     pub information_text: String,
+    /// Its directory under the driver's procfs (`.../gpus/<bus id>`): bound, read-only, into
+    /// the container's `/proc/driver/nvidia/gpus`.
+    pub proc_dir: PathBuf,
     /// `None` when the node is missing on the host.
     pub device: Option<DeviceNode>,
     /// Compute capability (`9.0`), when NVML was asked.
@@ -69,6 +72,7 @@ pub fn read_gpus(
         match read_information(&path) {
             Ok((info, information_text)) => usable.push(Gpu {
                 index,
+                proc_dir: gpus_dir.join(&bus_id),
                 device: device_node(dev_root, &format!("nvidia{}", info.minor)),
                 info,
                 information_text,

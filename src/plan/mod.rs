@@ -79,8 +79,9 @@ pub struct DeviceRule {
 pub struct ProcDriverView {
     pub version: String,
     pub params: String,
-    /// `(bus id, information text)` of the selected GPUs only.
-    pub gpus: Vec<(String, String)>,
+    /// `(bus id, host directory)` of the selected GPUs only: each GPU's real procfs directory
+    /// (`information`, `registry`, `power`, ...) is bound there read-only.
+    pub gpus: Vec<(String, PathBuf)>,
     /// `(path relative to /proc/driver/nvidia, text)` of the capability files of the given MIG
     /// devices (`capabilities/gpu0/mig/gi1/access`, ...): NVML in the container reads them.
     pub mig_capabilities: Vec<(PathBuf, String)>,
@@ -372,7 +373,7 @@ pub fn proc_driver_view(inventory: &Inventory, gpus: &[&Gpu]) -> ProcDriverView 
         params: crate::inventory::proc_driver::container_params(&inventory.proc_params),
         gpus: gpus
             .iter()
-            .map(|g| (g.info.bus_id.clone(), g.information_text.clone()))
+            .map(|g| (g.info.bus_id.clone(), g.proc_dir.clone()))
             .collect(),
         mig_capabilities: Vec::new(),
     }

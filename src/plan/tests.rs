@@ -28,6 +28,7 @@ fn gpu(index: u32, uuid: &str, arch: &str) -> Gpu {
             minor: index,
         },
         information_text: format!("GPU UUID: {uuid}\n"),
+        proc_dir: format!("/sim/proc/driver/nvidia/gpus/0000:1{index}:00.0").into(),
         device: Some(node(&format!("nvidia{index}"), 195, index)),
         arch: Some(arch.into()),
         brand: Some("tesla".into()),
@@ -210,7 +211,10 @@ fn one_gpu_by_index_shows_only_that_gpu() {
     );
     assert_eq!(
         plan.proc_driver.gpus,
-        vec![("0000:11:00.0".to_string(), format!("GPU UUID: {UUID1}\n"))]
+        vec![(
+            "0000:11:00.0".to_string(),
+            PathBuf::from("/sim/proc/driver/nvidia/gpus/0000:11:00.0")
+        )]
     );
 }
 

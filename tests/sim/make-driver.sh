@@ -233,6 +233,9 @@ for ((i = 0; i < NGPUS; i++)); do
         printf 'GPU Firmware: \t %s\n' "$VERSION"
         printf 'GPU Excluded:\t No\n'
     } >"$PROC/gpus/$bus/information"
+    # The driver's other per-GPU files, which tools read beside `information`.
+    printf 'Binary: ""\n' >"$PROC/gpus/$bus/registry"
+    printf 'Runtime D3 status:          Disabled by default\nVideo Memory:               Active\n' >"$PROC/gpus/$bus/power"
 done
 
 # ---- MIG (SIM_MIG=1) ------------------------------------------------------------
