@@ -323,6 +323,12 @@ fn read_libraries(
     let version_suffix = format!(".so.{driver_version}");
     let mut libraries: Vec<DriverLibrary> = Vec::new();
     for entry in entries {
+        // The host's 64-bit ABI, or its 32-bit one (compat32); never x32 or a foreign one.
+        let is_64bit = match crate::arch::Arch::host().library_abi(entry.flags) {
+            crate::arch::LibraryAbi::Native => true,
+            crate::arch::LibraryAbi::Compat32 => false,
+            crate::arch::LibraryAbi::Foreign => continue,
+        };
         let Some(prefix) = catalog::all_library_prefixes().find(|p| {
             entry
                 .soname
@@ -345,7 +351,7 @@ fn read_libraries(
         let file_name = file_name.to_string();
         if libraries
             .iter()
-            .any(|l| l.file_name == file_name && l.is_64bit == entry.is_64bit)
+            .any(|l| l.file_name == file_name && l.is_64bit == is_64bit)
         {
             continue;
         }
@@ -353,7 +359,7 @@ fn read_libraries(
             prefix,
             host_path,
             file_name,
-            is_64bit: entry.is_64bit,
+            is_64bit,
         });
     }
     if libraries.is_empty() {

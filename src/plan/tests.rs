@@ -562,3 +562,28 @@ fn newer_cuda_compat_libraries_come_first_in_the_ld_cache() {
     assert!(!dirs(&utility, &with_compat("590.48.01"))
         .contains(&PathBuf::from("/usr/local/cuda/compat")));
 }
+
+/// An aarch64 host (GH200, Jetson) with a Debian-family image: its multiarch directories.
+#[test]
+fn aarch64_images_get_their_multiarch_directories() {
+    let layout = ContainerLayout::for_rootfs_on(true, crate::arch::Arch::Aarch64);
+    let plan = plan(
+        &request(&[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            "NVIDIA_DRIVER_CAPABILITIES=compute,compat32",
+        ]),
+        &inventory(),
+        &layout,
+    )
+    .unwrap();
+    let files = targets(&plan, MountKind::File);
+    assert!(files.contains(&"/usr/lib/aarch64-linux-gnu/libcuda.so.580.159.04".to_string()));
+    assert!(files.contains(&"/usr/lib/arm-linux-gnueabihf/libcuda.so.580.159.04".to_string()));
+    assert_eq!(
+        plan.ldcache_dirs,
+        [
+            PathBuf::from("/usr/lib/aarch64-linux-gnu"),
+            PathBuf::from("/usr/lib/arm-linux-gnueabihf")
+        ]
+    );
+}
