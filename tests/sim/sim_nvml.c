@@ -27,8 +27,10 @@
  * test can count how often a process initialised NVML. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,11 +346,34 @@ static void log_init(void)
 	fclose(f);
 }
 
+/* The real NVML starts threads of its own at init and leaves them running; so does this one,
+ * so a caller that must stay single-threaded (setns into a mount namespace) is tested as
+ * it lives with the real library. */
+static void *idle_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
 static int init(void)
 {
+	static int threads_started;
 	log_init();
 	if (init_count++ == 0)
 		scan();
+	if (!threads_started) {
+		/* The thread outlives nvmlShutdown, as the real library's do; pinning the library
+		 * (RTLD_NODELETE) keeps its code mapped when the caller unloads it. */
+		Dl_info self;
+		pthread_t thread;
+		if (dladdr((void *)init, &self) && self.dli_fname)
+			dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+		if (pthread_create(&thread, NULL, idle_thread, NULL) == 0)
+			pthread_detach(thread);
+		threads_started = 1;
+	}
 	return NVML_SUCCESS;
 }
 
@@ -366,8 +391,9 @@ int nvmlShutdown(void)
 {
 	if (init_count == 0)
 		return NVML_ERROR_UNINITIALIZED;
-	if (--init_count == 0)
+	if (--init_count == 0) {
 		device_count = 0;
+	}
 	return NVML_SUCCESS;
 }
 
