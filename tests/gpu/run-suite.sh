@@ -220,6 +220,29 @@ check "through the shim: /dev/nvidia0 still opens after it" has shim.after "open
 check "through the shim: nvidia-smi still sees the GPU after it" has shim.after "$uuid0"
 rm -rf "$work/b-hookonly" "$work/b-shim"
 
+echo "== 8b. a second hook run for one container adds nothing to its eBPF device program"
+gcc -O2 -o "$work/device-programs" "$repo/tests/gpu/device-programs.c" || ko "build device-programs.c"
+programs() { # programs NAME: the device programs of the running container NAME
+    local id="gpu-$1-$$" pid
+    pid=$(runc state "$id" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+    "$work/device-programs" "/sys/fs/cgroup$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup")"
+    runc delete --force "$id" >/dev/null 2>&1
+}
+bundle once yes 'sleep 60' NVIDIA_VISIBLE_DEVICES=0
+runc run -d --bundle "$work/b-once" "gpu-once-$$" < /dev/null > /dev/null 2>&1
+once=$(programs once)
+bundle twice yes 'sleep 60' NVIDIA_VISIBLE_DEVICES=0
+python3 - "$work/b-twice/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["hooks"]["prestart"] = spec["hooks"]["prestart"] * 2
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+runc run -d --bundle "$work/b-twice" "gpu-twice-$$" < /dev/null > /dev/null 2>&1
+twice=$(programs twice)
+echo "one hook run: $once | two hook runs: $twice"
+check "two hook runs leave the same device programs as one" test -n "$once" -a "$once" = "$twice"
+
 echo "== 9. CDI: a spec generated here, applied by the runtime shim, gives what the hook gives"
 GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" cdi generate --output "$work/cdi/nvidia.json"
 check "cdi list offers GPU 0 and all" test "$(GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" cdi list --spec-dir "$work/cdi" | tr '\n' ' ')" = "nvidia.com/gpu=0 nvidia.com/gpu=all "
