@@ -5,9 +5,11 @@
 #   CARRY_DIR/bin/{gpuhook,gpuhook-runtime,runc,busybox}  gpuhook's two binaries (release
 #                                         build), runc, busybox-static
 #   CARRY_DIR/lib/libseccomp.so.2         runc's one library, if the machine lacks it
-# Builds only tests/gpu/vecadd.c and tests/gpu/gpumem.c (gcc). Prints one PASS/FAIL line per check, the timing
-# figures, and "N passed, M failed"; exits non-zero when a check failed. Everything is also
-# written to OUT_DIR/suite.log.
+# Builds only tests/gpu/vecadd.c and tests/gpu/gpumem.c (gcc); section 12a runs
+# tests/gpu/workloads.sh (PyTorch, CUDA IPC, the hardened spec; WORKLOADS=0 skips it) and
+# counts its checks. Prints one PASS/FAIL line per check, the timing figures, and "N passed,
+# M failed"; exits non-zero when a check failed. Everything is also written to
+# OUT_DIR/suite.log (workloads.sh's part also to OUT_DIR/workloads.log).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 carry=$(realpath "${1:?usage: run-suite.sh CARRY_DIR [OUT_DIR]}")
@@ -375,6 +377,17 @@ sys.exit(0 if want and got == [float(w) for w in want] else 1)
 PY
 for name in memctx mem1g mem2g; do runc delete --force "gpu-$name-$$" > /dev/null 2>&1; rm -rf "$work/b-$name"; done
 kill "$hostmem"; wait "$hostmem" 2>/dev/null
+
+echo "== 12a. real workloads: PyTorch, CUDA IPC, the hardened recipe (tests/gpu/workloads.sh; WORKLOADS=0 skips)"
+if [ "${WORKLOADS:-1}" != 0 ]; then
+    bash "$repo/tests/gpu/workloads.sh" "$carry" "$out" | tee "$work/workloads.out"
+    counts=$(sed -n 's/^workloads: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$work/workloads.out")
+    if [ -n "$counts" ]; then
+        pass=$((pass + ${counts% *})); fail=$((fail + ${counts#* }))
+    else
+        ko "workloads.sh ran to its end"
+    fi
+fi
 
 echo "== 12. the host is left clean (after the parallel starts of 7 and everything else)"
 sleep 1

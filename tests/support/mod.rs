@@ -4,6 +4,7 @@
 //! each test print a loud notice and return; in CI (`CI` set) it fails the test instead.
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod engines;
 pub mod gpu_processes;
 pub mod watch;
