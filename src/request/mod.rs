@@ -5,6 +5,7 @@ mod capabilities;
 pub mod cdi;
 mod devices;
 pub mod imex;
+pub mod memory;
 mod mig;
 mod requirements;
 

@@ -6,6 +6,7 @@
 
 pub mod engines;
 pub mod gpu_processes;
+pub mod mps;
 pub mod watch;
 
 use std::collections::BTreeSet;
@@ -93,7 +94,14 @@ impl Sim {
     pub fn build_with_mig(gpus: usize) -> Sim {
         Sim::make(gpus, true)
     }
+    /// The same with `env` given to make-driver.sh (`SIM_NVML_MEMORY_LIMITS=1`, ...).
+    pub fn build_with_env(gpus: usize, env: &[(&str, &str)]) -> Sim {
+        Sim::make_with(gpus, false, env)
+    }
     fn make(gpus: usize, mig: bool) -> Sim {
+        Sim::make_with(gpus, mig, &[])
+    }
+    fn make_with(gpus: usize, mig: bool, env: &[(&str, &str)]) -> Sim {
         let dir = tempfile::Builder::new()
             .prefix("gpuhook-sim-")
             .tempdir()
@@ -106,6 +114,7 @@ impl Sim {
         if mig {
             command.env("SIM_MIG", "1");
         }
+        command.envs(env.iter().copied());
         sh(&mut command);
         Sim { dir, gpus }
     }
@@ -267,7 +276,7 @@ impl Bundle {
     }
 
     /// `<runtime> --root <state> run --bundle <dir> <id>`, then `runc delete --force`.
-    fn run_with(&self, mut runtime: Command) -> RunResult {
+    pub fn run_with(&self, mut runtime: Command) -> RunResult {
         let state_root = self.dir.path().join("runc-state");
         let out = runtime
             .arg("--root")

@@ -16,6 +16,7 @@ mod admin;
 mod cdi;
 mod doctor;
 mod metrics;
+mod mps;
 mod ps;
 
 /// The name dockerd's `--gpus` support looks up in its PATH.
@@ -50,7 +51,7 @@ enum Command {
     CreateContainer,
     /// Accepted for compatibility; does nothing.
     Poststart,
-    /// Accepted for compatibility; does nothing.
+    /// Run as an OCI poststop hook: a capped container leaves its MPS pool (state on stdin).
     Poststop,
     /// Register gpuhook-runtime with a container engine (edits its config file, with a backup).
     Configure {
@@ -127,6 +128,9 @@ enum Command {
     /// The hooks a gpuhook CDI spec names (run by the container engine, state on stdin).
     #[command(subcommand, name = "cdi-hook")]
     CdiHook(cdi::CdiHookCommand),
+    /// The MPS control daemons gpuhook runs for capped containers.
+    #[command(subcommand)]
+    Mps(mps::MpsCommand),
 }
 
 fn main() -> ExitCode {
@@ -137,7 +141,7 @@ fn main() -> ExitCode {
         Command::CreateContainer => {
             return fail(None, "createContainer hooks run inside the container's namespaces (runc runs them there), where gpuhook cannot do its work safely: register gpuhook as a prestart or createRuntime hook")
         }
-        Command::Poststart | Command::Poststop => return ExitCode::SUCCESS,
+        Command::Poststart => return ExitCode::SUCCESS,
         Command::Configure {
             engine,
             engine_config,
@@ -166,6 +170,8 @@ fn main() -> ExitCode {
         | Command::List { .. }
         | Command::Ps(_)
         | Command::Metrics(_)
+        | Command::Mps(_)
+        | Command::Poststop
         | Command::Doctor { .. } => {}
     }
     let (config_path, named) = match (cli.config, std::env::var_os(CONFIG_ENV)) {
@@ -206,6 +212,8 @@ fn main() -> ExitCode {
         } => admin::list(&config, &devices, &capabilities, json),
         Command::Ps(args) => ps::ps(&config, &args),
         Command::Metrics(args) => metrics::metrics(&config, &args),
+        Command::Mps(command) => mps::command(command, &config),
+        Command::Poststop => mps::poststop(&config, &log),
         _ => oci_hook(&config, &log, started),
     }
 }
@@ -228,7 +236,12 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
         Ok(state) => state,
         Err(code) => return code,
     };
-    match hook::run(config, &state) {
+    let outcome = hook::run(config, &state);
+    // A capped start reaped already; every other run reaps what exited without a poststop.
+    if !matches!(outcome, Ok(Outcome::Injected { caps: Some(_), .. })) {
+        mps::reap_quietly(config, log);
+    }
+    match outcome {
         Ok(Outcome::Untouched) => {
             log.write(
                 LogLevel::Debug,
@@ -242,8 +255,10 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             mounts,
             skipped,
             ldconfig_rss_kib,
+            caps,
         }) => {
-            for reason in &skipped {
+            let lowered = caps.iter().flat_map(|c| &c.lowered);
+            for reason in skipped.iter().chain(lowered) {
                 log.write(
                     LogLevel::Warn,
                     &format!("container={} left out: {reason}", state.id),
@@ -254,10 +269,13 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             let rss = ldconfig_rss_kib
                 .map(|kib| format!(" ldconfig_max_rss_kib={kib}"))
                 .unwrap_or_default();
+            let memory = caps
+                .map(|c| format!(" memory={}", c.summary))
+                .unwrap_or_default();
             log.write(
                 LogLevel::Info,
                 &format!(
-                    "container={} gpus=[{}] caps={} mounts={mounts} elapsed_ms={elapsed_ms:.2}{rss}",
+                    "container={} gpus=[{}] caps={}{memory} mounts={mounts} elapsed_ms={elapsed_ms:.2}{rss}",
                     state.id,
                     gpus.join(","),
                     capabilities.join(",")
