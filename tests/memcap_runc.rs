@@ -44,7 +44,7 @@ fn one_daemon_per_pool_stopped_after_its_last_container() {
         commands,
         [
             "started",
-            "set_default_device_pinned_mem_limit 0 2048M",
+            "set_default_device_pinned_mem_limit 0 2G",
             "get_server_list"
         ],
         "the defaults come before anything a container sends"
@@ -71,7 +71,11 @@ fn one_daemon_per_pool_stopped_after_its_last_container() {
 
     let b = node.bundle("pool-b", &env2g, "sleep 60", "", true);
     let b = Detached::start(&b, Some(&root));
-    assert_eq!(node.pools(), [pool.clone()], "same GPU and cap: same pool");
+    assert_eq!(
+        node.pools(),
+        std::slice::from_ref(&pool),
+        "same GPU and cap: same pool"
+    );
     assert_eq!(
         node.commands(&pool)
             .iter()
@@ -88,7 +92,7 @@ fn one_daemon_per_pool_stopped_after_its_last_container() {
     let other = pools.iter().find(|p| **p != pool).unwrap().clone();
     assert_eq!(
         node.commands(&other)[1],
-        "set_default_device_pinned_mem_limit 0 4096M"
+        "set_default_device_pinned_mem_limit 0 4G"
     );
     assert_eq!(node.registrations().len(), 3);
     assert_eq!(
@@ -102,7 +106,7 @@ fn one_daemon_per_pool_stopped_after_its_last_container() {
     drop(b);
     assert_eq!(
         node.pools(),
-        [other.clone()],
+        std::slice::from_ref(&other),
         "the 2G pool went with its last container"
     );
     assert_eq!(node.mps_processes().len(), 2);
@@ -159,13 +163,13 @@ fn policy_default_maximum_and_the_unprivileged_rule() {
             "default",
             &[gpus],
             "default-limit = \"1G\"\ndefault-compute-limit = 50",
-            ["1024M", "1024M", "50"],
+            ["1G", "1G", "50"],
         ),
         (
             "own-over-default",
             &[gpus, "NVIDIA_GPU_MEMORY_LIMIT=0=3G,1=512M"],
             "default-limit = \"1G\"",
-            ["3072M", "512M", "100"],
+            ["3G", "512M", "100"],
         ),
         (
             "max-clamps",
@@ -175,26 +179,26 @@ fn policy_default_maximum_and_the_unprivileged_rule() {
                 "NVIDIA_GPU_COMPUTE_LIMIT=90%",
             ],
             "max-limit = \"4G\"\nmax-compute-limit = 25",
-            ["4096M", "4096M", "25"],
+            ["4G", "4G", "25"],
         ),
         (
             "max-alone",
             &[gpus],
             "max-limit = \"4G\"",
-            ["4096M", "4096M", "100"],
+            ["4G", "4G", "100"],
         ),
         (
             "lower-than-max",
             &[gpus, "NVIDIA_GPU_MEMORY_LIMIT=1G"],
             "max-limit = \"4G\"",
-            ["1024M", "1024M", "100"],
+            ["1G", "1G", "100"],
         ),
         // The rootfs of these tests' containers holds no CAP_SYS_ADMIN: unprivileged.
         (
             "unprivileged-ignored",
             &[gpus, "NVIDIA_GPU_MEMORY_LIMIT=64G"],
             "max-limit = \"2G\"\naccept-unprivileged = false",
-            ["2048M", "2048M", "100"],
+            ["2G", "2G", "100"],
         ),
     ];
     for (name, env, memory, want) in cases {
@@ -497,8 +501,8 @@ fn a_second_runtime_name_imposes_its_caps_through_the_shim() {
         "GPUHOOK_IMPOSED_MEMORY_LIMIT=512",
     ];
     let cases = [
-        (shared.clone(), ["1024M", "none", "40"]),
-        (gpuhook_runtime_bin(), ["8192M", "none", "100"]),
+        (shared.clone(), ["1G", "none", "40"]),
+        (gpuhook_runtime_bin(), ["8G", "none", "100"]),
     ];
     for (runtime, want) in cases {
         let b = node.bundle("shim", &env, LIMITS, "", false);
@@ -518,6 +522,25 @@ fn a_second_runtime_name_imposes_its_caps_through_the_shim() {
         );
         node.assert_nothing_left("after the shim's poststop hook");
     }
+    // CDI devices are not capped: refused rather than silently uncapped.
+    let cdi = [
+        "NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0",
+        "NVIDIA_GPU_MEMORY_LIMIT=2G",
+    ];
+    let b = node.bundle("shim-cdi", &cdi, "true", "", false);
+    b.edit_spec(|spec| {
+        spec.as_object_mut().unwrap().remove("hooks");
+    });
+    let mut command = std::process::Command::new(gpuhook_runtime_bin());
+    command.env("GPUHOOK_CONFIG", &config);
+    let out = b.run_with(command);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("CDI devices (nvidia.com/gpu=0) are not capped"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A driver whose NVML has memory limits (r615+, simulated): the cap goes to
@@ -581,7 +604,66 @@ fn nvml_memory_limits_where_the_driver_has_them() {
         .bundle("forced-mps", &env, LIMITS, mps, true)
         .run()
         .expect_success();
-    assert_eq!(answers(&out), ["2048M", "none", "100"]);
+    assert_eq!(answers(&out), ["2G", "none", "100"]);
     assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
     node.assert_nothing_left("after the last");
+}
+
+/// `gpuhook ps` shows the cap a container's registration records, and none for a container
+/// gpuhook did not cap.
+#[test]
+fn ps_shows_the_cap_of_each_container() {
+    if !prerequisites("ps_shows_the_cap_of_each_container") {
+        return;
+    }
+    let node = MpsNode::new(1);
+    let root = runc_root(&node);
+    let capped = node.bundle(
+        "ps-capped",
+        &["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_GPU_MEMORY_LIMIT=2G"],
+        "sleep 60",
+        "",
+        true,
+    );
+    let plain = node.bundle(
+        "ps-plain",
+        &["NVIDIA_VISIBLE_DEVICES=0"],
+        "sleep 60",
+        "",
+        true,
+    );
+    let capped = Detached::start(&capped, Some(&root));
+    let plain = Detached::start(&plain, Some(&root));
+    let uuid = node.sim.uuid(0);
+    std::fs::write(
+        node.sim.dir.path().join("gpu-processes"),
+        format!(
+            "process {uuid} {} 1048576 M+C\nprocess {uuid} {} 1048576 C\n",
+            capped.pid, plain.pid
+        ),
+    )
+    .unwrap();
+    let root_arg = root.display().to_string();
+    let out = node.gpuhook("", &["ps", "--json", "--runc-root", &root_arg]);
+    assert!(out.status.success(), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cap_of = |id: &str| {
+        value["usage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["container"]["id"] == id)
+            .map(|u| u["memory_cap_bytes"].clone())
+    };
+    assert_eq!(
+        cap_of(&capped.id),
+        Some(serde_json::json!(2u64 << 30)),
+        "{value}"
+    );
+    assert_eq!(cap_of(&plain.id), Some(serde_json::Value::Null), "{value}");
+    let table = node.gpuhook("", &["ps", "--runc-root", &root_arg]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let row = text.lines().find(|l| l.starts_with(&capped.id)).unwrap();
+    assert!(row.contains("2048 MiB"), "{text}");
+    assert!(text.lines().next().unwrap().contains("CAP"), "{text}");
 }

@@ -91,6 +91,57 @@ pub fn set_limits(
     Ok(())
 }
 
+/// A GPU's compute mode as `nvidia-smi` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComputeMode {
+    Default,
+    ExclusiveProcess,
+    Prohibited,
+    Other,
+}
+
+impl ComputeMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ComputeMode::Default => "Default",
+            ComputeMode::ExclusiveProcess => "Exclusive_Process",
+            ComputeMode::Prohibited => "Prohibited",
+            ComputeMode::Other => "Exclusive_Thread",
+        }
+    }
+}
+
+/// Each GPU's (index, UUID, compute mode), as NVML reports them.
+pub fn compute_modes(libnvml: &Path) -> Result<Vec<(u32, String, ComputeMode)>, NvmlLimitError> {
+    use nvml_wrapper::enum_wrappers::device::ComputeMode as Mode;
+    let error = |what: String, message: String| NvmlLimitError {
+        library: libnvml.to_path_buf(),
+        what,
+        message,
+    };
+    let nvml = Nvml::builder()
+        .lib_path(libnvml.as_os_str())
+        .init()
+        .map_err(|e| error("init".into(), e.to_string()))?;
+    let count = nvml
+        .device_count()
+        .map_err(|e| error("device count".into(), e.to_string()))?;
+    (0..count)
+        .map(|index| {
+            let what =
+                |e: nvml_wrapper::error::NvmlError| error(format!("GPU {index}"), e.to_string());
+            let device = nvml.device_by_index(index).map_err(what)?;
+            let mode = match device.compute_mode().map_err(what)? {
+                Mode::Default => ComputeMode::Default,
+                Mode::ExclusiveProcess => ComputeMode::ExclusiveProcess,
+                Mode::Prohibited => ComputeMode::Prohibited,
+                Mode::ExclusiveThread => ComputeMode::Other,
+            };
+            Ok((index, device.uuid().map_err(what)?, mode))
+        })
+        .collect()
+}
+
 /// The container's cgroup v2 directory: its `0::` line of `/proc/<pid>/cgroup` under the
 /// unified hierarchy (`cgroup_root` itself on a v2 host, `cgroup_root/unified` on a hybrid
 /// one). `None` without a v2 hierarchy or line.
@@ -108,7 +159,7 @@ pub fn cgroup_v2_dir(proc_cgroup: &str, cgroup_root: &Path) -> Option<PathBuf> {
 
 fn is_cgroup2(dir: &Path) -> bool {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as i64 == CGROUP2_SUPER_MAGIC)
+    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type == CGROUP2_SUPER_MAGIC)
 }
 
 #[cfg(test)]

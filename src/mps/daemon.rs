@@ -15,7 +15,21 @@ use super::MpsError;
 
 /// How long the daemon may take to start or to answer, and its processes to exit after `quit`.
 const DEADLINE: Duration = Duration::from_secs(10);
+/// Polls start at 100 µs and double up to 5 ms: the daemon usually answers within a
+/// millisecond, and a start should not wait for a fixed tick.
 const POLL: Duration = Duration::from_millis(5);
+
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(Duration::from_micros(100))
+    }
+    fn sleep(&mut self) {
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(POLL);
+    }
+}
 /// The file the control daemon writes its pid to, in its pipe directory.
 const PID_FILE: &str = "nvidia-cuda-mps-control.pid";
 
@@ -58,6 +72,7 @@ pub fn start(
 /// The daemon's pid file names a process of this pool once it serves.
 fn wait_for_daemon(control: &Path, pipe: &Path) -> Result<ProcessId, MpsError> {
     let started = Instant::now();
+    let mut backoff = Backoff::new();
     loop {
         let pid = std::fs::read_to_string(pipe.join(PID_FILE))
             .ok()
@@ -75,7 +90,7 @@ fn wait_for_daemon(control: &Path, pipe: &Path) -> Result<ProcessId, MpsError> {
                 ),
             });
         }
-        std::thread::sleep(POLL);
+        backoff.sleep();
     }
 }
 
@@ -127,6 +142,7 @@ pub fn stop(control: Option<&Path>, pipe: &Path, daemon: Option<ProcessId>) {
         _ => false,
     };
     let started = Instant::now();
+    let mut backoff = Backoff::new();
     loop {
         let mut left = procs::pool_processes(pipe);
         left.extend(daemon.filter(|d| procs::alive(*d) && !left.contains(d)));
@@ -139,13 +155,14 @@ pub fn stop(control: Option<&Path>, pipe: &Path, daemon: Option<ProcessId>) {
         if started.elapsed() > DEADLINE * 2 {
             return;
         }
-        std::thread::sleep(POLL);
+        backoff.sleep();
     }
 }
 
 /// Waits for a child for at most [`DEADLINE`], killing it after that.
 fn wait(mut child: Child, control: &Path) -> Result<std::process::ExitStatus, MpsError> {
     let started = Instant::now();
+    let mut backoff = Backoff::new();
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
@@ -157,7 +174,7 @@ fn wait(mut child: Child, control: &Path) -> Result<std::process::ExitStatus, Mp
                     problem: format!("did not finish within {} s", DEADLINE.as_secs()),
                 });
             }
-            Ok(None) => std::thread::sleep(POLL),
+            Ok(None) => backoff.sleep(),
             Err(e) => return Err(MpsError::io(format!("wait for {}", control.display()))(e)),
         }
     }

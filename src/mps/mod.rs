@@ -84,7 +84,8 @@ fn ensure_pool(root: &MpsRoot, key: &PoolKey, launch: &DaemonLaunch) -> Result<P
         }) if procs::alive(daemon) => return Ok(pipe),
         // Half made by a killed gpuhook, or its daemon died: start afresh in the same place.
         Some(record) => daemon::stop(Some(&record.control), &pipe, record.daemon),
-        None => daemon::stop(None, &pipe, None),
+        None if root.pool_dir(&name).exists() => daemon::stop(None, &pipe, None),
+        None => {}
     }
     let log = root.log_dir(&name);
     registry::private_dir(&root.pool_dir(&name))?;

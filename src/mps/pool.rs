@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::memory::MIB;
+use crate::request::memory::format_size;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolGpu {
@@ -69,10 +69,11 @@ impl PoolKey {
             .iter()
             .enumerate()
             .filter_map(|(device, g)| {
+                // `2G` as MPS's own documentation writes it; `1536M` when not whole GiB.
                 g.limit_bytes.map(|bytes| {
                     format!(
-                        "set_default_device_pinned_mem_limit {device} {}M",
-                        bytes / MIB
+                        "set_default_device_pinned_mem_limit {device} {}",
+                        format_size(bytes)
                     )
                 })
             })
@@ -127,7 +128,7 @@ mod tests {
         assert_eq!(
             k.default_commands(),
             [
-                "set_default_device_pinned_mem_limit 1 3072M",
+                "set_default_device_pinned_mem_limit 1 3G",
                 "set_default_active_thread_percentage 25"
             ]
         );

@@ -43,7 +43,8 @@ impl MpsNode {
     }
 
     /// A bundle whose container runs `script` with `env`, gpuhook as its prestart hook and,
-    /// with `poststop`, as its poststop hook (as the packaged hooks.d entries give it).
+    /// with `poststop`, the packaged hooks.d poststop entry (`hook/oci-gpuhook-poststop.json`,
+    /// its stage and arguments, with this build's gpuhook).
     pub fn bundle(
         &self,
         name: &str,
@@ -54,11 +55,17 @@ impl MpsNode {
     ) -> Bundle {
         let b = Bundle::new(name, env, script, &self.config(memory));
         if poststop {
+            let packaged: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(super::repo().join("hook/oci-gpuhook-poststop.json")).unwrap(),
+            )
+            .unwrap();
+            let stage = packaged["stages"][0].as_str().unwrap().to_string();
+            assert_eq!(packaged["when"]["always"], true);
             let config = b.dir.path().join("gpuhook.toml");
             b.edit_spec(|spec| {
-                spec["hooks"]["poststop"] = serde_json::json!([{
+                spec["hooks"][stage] = serde_json::json!([{
                     "path": gpuhook_bin(),
-                    "args": ["gpuhook", "poststop"],
+                    "args": packaged["hook"]["args"],
                     "env": [format!("GPUHOOK_CONFIG={}", config.display())],
                 }]);
             });

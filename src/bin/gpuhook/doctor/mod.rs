@@ -9,6 +9,7 @@ use gpuhook::apply::ldconfig::HostLdconfig;
 use gpuhook::config::Config;
 use gpuhook::inventory::{Inventory, InventoryNeeds};
 
+mod caps;
 mod containerd;
 
 /// Where the engines keep their configs (overridable for tests and odd layouts).
@@ -134,6 +135,7 @@ fn check_driver(config: &Config, report: &mut Report) {
             );
         }
     }
+    caps::check(config, &inventory, report);
     if inventory
         .binaries
         .iter()
