@@ -667,3 +667,40 @@ fn ps_shows_the_cap_of_each_container() {
     assert!(row.contains("2048 MiB"), "{text}");
     assert!(text.lines().next().unwrap().contains("CAP"), "{text}");
 }
+
+/// A container process whose env names a pool's pipe directory is not taken for one of the
+/// pool's processes (they are told apart by mount namespace): stopping the pool does not kill
+/// it (it would, after the 10 s it waits for the pool's processes).
+#[test]
+fn a_container_posing_as_a_pool_process_is_left_alone() {
+    if !prerequisites("a_container_posing_as_a_pool_process_is_left_alone") {
+        return;
+    }
+    let node = MpsNode::new(1);
+    let root = runc_root(&node);
+    let capped = node.bundle(
+        "posed-pool",
+        &["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_GPU_MEMORY_LIMIT=2G"],
+        "sleep 60",
+        "",
+        true,
+    );
+    let capped = Detached::start(&capped, Some(&root));
+    let pipe = node
+        .root()
+        .join("pools")
+        .join(&node.pools()[0])
+        .join("pipe");
+    let env = format!("CUDA_MPS_PIPE_DIRECTORY={}", pipe.display());
+    let poser = node.bundle("poser", &[&env], "sleep 60", "", false);
+    let poser = Detached::start(&poser, Some(&root));
+    drop(capped);
+    assert!(node.pools().is_empty());
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", poser.pid)).exists(),
+        "the posing container's process was killed"
+    );
+    assert_eq!(node.mps_processes(), [poser.pid]);
+    drop(poser);
+    node.assert_nothing_left("after both");
+}

@@ -350,7 +350,7 @@ printf '[log]\nfile = "%s"\nlevel = "debug"\n[memory]\nmps-root = "%s"\n' "$work
 host_sms=$(sed -n 's/.* sms=\([0-9]*\).*/\1/p' "$work/capmem-host.out")
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$work/$1.out"; }
 refused() { test "$(field "$1" alloc3g | cut -c1-7)" = refused; }
-bundle cap2g caps 'capmem' NVIDIA_VISIBLE_DEVICES=0 NVIDIA_GPU_MEMORY_LIMIT=2G
+bundle cap2g caps 'capmem; echo "nvidia-smi inside: $(nvidia-smi --query-gpu=memory.total,memory.used --format=csv,noheader)"' NVIDIA_VISIBLE_DEVICES=0 NVIDIA_GPU_MEMORY_LIMIT=2G
 run cap2g; cat "$work/cap2g.out" "$work/cap2g.err"
 check "2G cap: 1 GiB allocates" test "$(field cap2g alloc1g)" = ok
 check "2G cap: 3 GiB is refused" refused cap2g
