@@ -31,6 +31,17 @@ pub struct NvmlLimitError {
     pub message: String,
 }
 
+fn init(libnvml: &Path) -> Result<Nvml, NvmlLimitError> {
+    Nvml::builder()
+        .lib_path(libnvml.as_os_str())
+        .init()
+        .map_err(|e| NvmlLimitError {
+            library: libnvml.to_path_buf(),
+            what: "init".into(),
+            message: e.to_string(),
+        })
+}
+
 /// Whether this NVML has memory limits: a symbol lookup, without initialising NVML.
 pub fn has_memory_limits(libnvml: &Path) -> bool {
     // SAFETY: the host driver's NVML (a path from the driver's ld cache); loading runs only its
@@ -56,10 +67,7 @@ pub fn set_limits(
         what,
         message,
     };
-    let nvml = Nvml::builder()
-        .lib_path(libnvml.as_os_str())
-        .init()
-        .map_err(|e| error("init".into(), e.to_string()))?;
+    let nvml = init(libnvml)?;
     // SAFETY: as in `has_memory_limits`; the library is the one nvml-wrapper initialised.
     let library =
         unsafe { Library::new(libnvml) }.map_err(|e| error("dlopen".into(), e.to_string()))?;
@@ -119,10 +127,7 @@ pub fn compute_modes(libnvml: &Path) -> Result<Vec<(u32, String, ComputeMode)>, 
         what,
         message,
     };
-    let nvml = Nvml::builder()
-        .lib_path(libnvml.as_os_str())
-        .init()
-        .map_err(|e| error("init".into(), e.to_string()))?;
+    let nvml = init(libnvml)?;
     let count = nvml
         .device_count()
         .map_err(|e| error("device count".into(), e.to_string()))?;

@@ -1,21 +1,5 @@
 use super::*;
-use crate::plan::tests::inventory;
-use crate::request::{container_request, ContainerFacts, RequestPolicy};
-
-fn request(env: &[&str]) -> ContainerRequest {
-    let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
-        "ociVersion": "1.0.2",
-        "root": {"path": "rootfs"},
-        "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env},
-    }))
-    .unwrap();
-    container_request(
-        &ContainerFacts::from_spec(&spec),
-        &RequestPolicy::from(&Config::default()),
-    )
-    .unwrap()
-    .unwrap()
-}
+use crate::plan::tests::{inventory, request};
 
 fn planned(request: &ContainerRequest) -> (InjectionPlan, ContainerLayout) {
     let layout = ContainerLayout::for_rootfs(true);

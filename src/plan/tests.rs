@@ -109,7 +109,7 @@ fn debian() -> ContainerLayout {
     ContainerLayout::for_rootfs(true)
 }
 
-fn request(env: &[&str]) -> ContainerRequest {
+pub(crate) fn request(env: &[&str]) -> ContainerRequest {
     let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
         "ociVersion": "1.0.2", "root": {"path": "rootfs"},
         "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env},

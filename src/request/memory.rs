@@ -238,24 +238,11 @@ pub fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::Spec;
 
     const GIB: u64 = 1 << 30;
 
     fn facts(env: &[&str], privileged: bool) -> ContainerFacts {
-        let caps = if privileged {
-            vec!["CAP_SYS_ADMIN"]
-        } else {
-            vec!["CAP_CHOWN"]
-        };
-        let spec: Spec = serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "root": {"path": "rootfs"},
-            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env,
-                        "capabilities": {"bounding": caps}},
-        }))
-        .unwrap();
-        ContainerFacts::from_spec(&spec)
+        crate::request::tests::spec_with_mounts(env, serde_json::json!([]), privileged)
     }
 
     #[test]

@@ -319,7 +319,7 @@ fn is_true(value: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn policy() -> RequestPolicy {
@@ -443,7 +443,7 @@ mod tests {
         ));
     }
 
-    fn spec_with_mounts(
+    pub(crate) fn spec_with_mounts(
         env: &[&str],
         mounts: serde_json::Value,
         privileged: bool,

@@ -114,17 +114,7 @@ pub fn prepare(
         };
         let names = request::cdi::cdi_devices(&facts, &policy, &cdi_policy);
         if !names.is_empty() {
-            // Silently uncapped would be worse than refused.
-            let bounds = [cap_policy.default, cap_policy.max, cap_policy.imposed];
-            let capped = !memory.is_empty()
-                || bounds
-                    .iter()
-                    .any(|l| l.memory_bytes.is_some() || l.compute_percent.is_some());
-            if capped {
-                return Err(RuntimeError::CdiCapped {
-                    devices: names.join(", "),
-                });
-            }
+            refuse_caps_on_cdi(&memory, &cap_policy, &names)?;
             let edits = Registry::load(&config.cdi.spec_dirs).resolve(&names)?;
             let summary =
                 cdi_edit::apply(&mut tree, &edits).map_err(|message| RuntimeError::Spec {
@@ -182,6 +172,26 @@ pub fn prepare(
         gpus: plan.gpus,
         summary,
     })
+}
+
+/// CDI devices are not capped: a CDI request that a cap would apply to (the container's own,
+/// or the operator's) is refused, since silently uncapped would be worse.
+fn refuse_caps_on_cdi(
+    memory: &request::memory::MemoryRequest,
+    policy: &memcap::Policy,
+    names: &[String],
+) -> Result<(), RuntimeError> {
+    let bounds = [policy.default, policy.max, policy.imposed];
+    let capped = !memory.is_empty()
+        || bounds
+            .iter()
+            .any(|l| l.memory_bytes.is_some() || l.compute_percent.is_some());
+    match capped {
+        true => Err(RuntimeError::CdiCapped {
+            devices: names.join(", "),
+        }),
+        false => Ok(()),
+    }
 }
 
 /// Writes the edited spec back in the original's style (pretty or compact).

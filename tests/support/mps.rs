@@ -5,7 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use super::gpu_processes::Detached;
 use super::{gpuhook_bin, sh, Bundle, Sim};
+
+/// What a container runs to reach its pool's daemon: the server's pid comes back.
+pub const QUERY: &str = "echo get_server_list | nvidia-cuda-mps-control";
+
+/// The runc state directory of a node's detached containers.
+pub fn runc_root(node: &MpsNode) -> PathBuf {
+    node.dir.path().join("runc")
+}
 
 pub struct MpsNode {
     pub sim: Sim,
@@ -71,6 +80,14 @@ impl MpsNode {
             });
         }
         b
+    }
+
+    /// A detached container sleeping with `env` (and the poststop hook); the bundle must live
+    /// as long as the container (its hooks read the config in it).
+    pub fn sleeper(&self, name: &str, env: &[&str]) -> (Bundle, Detached) {
+        let bundle = self.bundle(name, env, "sleep 60", "", true);
+        let running = Detached::start(&bundle, Some(&runc_root(self)));
+        (bundle, running)
     }
 
     pub fn pools(&self) -> Vec<String> {

@@ -2,13 +2,13 @@
 //! dockerd's `--gpus` looks for).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use gpuhook::config::{Config, LogLevel, CONFIG_ENV, DEFAULT_CONFIG_PATH};
-use gpuhook::configure::{self, Engine, Registration};
+use gpuhook::configure::{Engine, Registration};
 use gpuhook::hook::{self, OciState, Outcome};
 use gpuhook::log::Log;
 
@@ -18,6 +18,7 @@ mod doctor;
 mod metrics;
 mod mps;
 mod ps;
+mod setup;
 
 /// The name dockerd's `--gpus` support looks up in its PATH.
 const COMPAT_HOOK_NAME: &str = "nvidia-container-runtime-hook";
@@ -159,11 +160,11 @@ fn main() -> ExitCode {
             };
             let path = engine_config.unwrap_or_else(|| engine.default_config_path().to_path_buf());
             if remove {
-                return unconfigure(engine, &path, &registration.name, dry_run);
+                return setup::unconfigure(engine, &path, &registration.name, dry_run);
             }
-            return configure(engine, &path, &registration, dry_run);
+            return setup::configure(engine, &path, &registration, dry_run);
         }
-        Command::Install { bin_dir, force } => return install(&bin_dir, force),
+        Command::Install { bin_dir, force } => return setup::install(&bin_dir, force),
         Command::Cdi(_)
         | Command::CdiHook(_)
         | Command::Info { .. }
@@ -284,117 +285,6 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             ExitCode::SUCCESS
         }
         Err(e) => fail(Some(log), &format!("container {}: {e}", state.id)),
-    }
-}
-
-fn configure(engine: Engine, path: &Path, registration: &Registration, dry_run: bool) -> ExitCode {
-    if dry_run {
-        let rendered = configure::read_current(path).and_then(|current| {
-            configure::render(engine, current.as_deref().unwrap_or(""), path, registration)
-        });
-        return match rendered {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(None, &e.to_string()),
-        };
-    }
-    match configure::apply(engine, path, registration) {
-        Ok(configure::Outcome::AlreadyConfigured) => {
-            println!(
-                "{}: runtime {:?} already configured; nothing changed",
-                path.display(),
-                registration.name
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(configure::Outcome::Written { backup }) => {
-            let backup = backup
-                .map(|b| format!(" (previous file saved as {})", b.display()))
-                .unwrap_or_default();
-            println!(
-                "{}: runtime {:?} added{backup}; {}",
-                path.display(),
-                registration.name,
-                engine.restart_hint()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(None, &e.to_string()),
-    }
-}
-
-fn unconfigure(engine: Engine, path: &Path, name: &str, dry_run: bool) -> ExitCode {
-    if dry_run {
-        let rendered = configure::read_current(path).and_then(|current| {
-            configure::render_removal(engine, current.as_deref().unwrap_or(""), path, name)
-        });
-        return match rendered {
-            Ok(Some(text)) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Ok(None) => {
-                println!("{}: would be removed (nothing else in it)", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(None, &e.to_string()),
-        };
-    }
-    match configure::apply_removal(engine, path, name) {
-        Ok(configure::Removal::NotPresent) => {
-            println!("{}: no runtime {name:?}; nothing changed", path.display());
-            ExitCode::SUCCESS
-        }
-        Ok(configure::Removal::Written) => {
-            println!(
-                "{}: runtime {name:?} removed; {}",
-                path.display(),
-                engine.restart_hint()
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(configure::Removal::FileRemoved) => {
-            println!(
-                "{}: removed (runtime {name:?} was all it held); {}",
-                path.display(),
-                engine.restart_hint()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(None, &e.to_string()),
-    }
-}
-
-fn install(bin_dir: &Path, force: bool) -> ExitCode {
-    let Ok(own) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
-        return fail(None, "cannot find this gpuhook binary's path");
-    };
-    let link = bin_dir.join(COMPAT_HOOK_NAME);
-    if let Ok(existing) = link.canonicalize() {
-        if existing == own {
-            println!("{} already points at {}", link.display(), own.display());
-            return ExitCode::SUCCESS;
-        }
-        if !force {
-            return fail(None, &format!(
-                "{} exists and is not gpuhook (NVIDIA's nvidia-container-toolkit package?): remove that package, or pass --force to replace it",
-                link.display()
-            ));
-        }
-    }
-    let _ = std::fs::remove_file(&link);
-    match std::os::unix::fs::symlink(&own, &link) {
-        Ok(()) => {
-            println!(
-                "{} -> {}; restart dockerd so `docker run --gpus` finds it",
-                link.display(),
-                own.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(None, &format!("cannot create {}: {e}", link.display())),
     }
 }
 
