@@ -137,11 +137,7 @@ fn the_pipe_directory_where_the_containers_cuda_looks() {
         return;
     }
     let node = MpsNode::new(1);
-    std::fs::write(
-        node.sim.driver_root().join("tmp/nvidia-mps/marker"),
-        "host mps\n",
-    )
-    .unwrap();
+    node.mark_host_mps_dir();
     let script = format!(
         "{QUERY}; echo \"== default ==\"; ls /tmp/nvidia-mps 2>&1; cat /tmp/nvidia-mps/marker 2>&1; true"
     );

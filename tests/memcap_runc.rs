@@ -120,11 +120,7 @@ fn containers_without_a_cap_are_not_affected() {
         return;
     }
     let node = MpsNode::new(1);
-    std::fs::write(
-        node.sim.driver_root().join("tmp/nvidia-mps/marker"),
-        "host mps\n",
-    )
-    .unwrap();
+    node.mark_host_mps_dir();
     let b = node.bundle(
         "uncapped",
         &["NVIDIA_VISIBLE_DEVICES=0"],

@@ -34,6 +34,12 @@ impl MpsNode {
         MpsNode { sim, dir }
     }
 
+    /// Puts `marker` ("host mps") into the host's own MPS pipe directory, to see where it goes.
+    pub fn mark_host_mps_dir(&self) {
+        let dir = self.sim.driver_root().join("tmp/nvidia-mps");
+        std::fs::write(dir.join("marker"), "host mps\n").unwrap();
+    }
+
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("mps")
     }
