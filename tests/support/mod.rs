@@ -7,6 +7,7 @@
 pub mod docker;
 pub mod engines;
 pub mod gpu_processes;
+pub mod mps;
 pub mod watch;
 
 use std::collections::BTreeSet;
@@ -303,7 +304,7 @@ impl Bundle {
     }
 
     /// `<runtime> --root <state> run --bundle <dir> <id>`, then `runc delete --force`.
-    fn run_with(&self, mut runtime: Command) -> RunResult {
+    pub fn run_with(&self, mut runtime: Command) -> RunResult {
         let state_root = self.dir.path().join("runc-state");
         let out = runtime
             .arg("--root")
