@@ -91,10 +91,13 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
 /// The bundle's `config.json`, and its path.
 pub fn load_spec(state: &OciState) -> Result<(Spec, PathBuf), HookError> {
     let spec_path = state.bundle.join("config.json");
-    let spec = Spec::load(&spec_path).map_err(|e| HookError::Spec {
+    let spec_error = |message: String| HookError::Spec {
         path: spec_path.clone(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let text = crate::limits::read_file_bounded(&spec_path, crate::limits::MAX_SPEC_BYTES)
+        .map_err(|e| spec_error(e.to_string()))?;
+    let spec = serde_json::from_slice(&text).map_err(|e| spec_error(e.to_string()))?;
     Ok((spec, spec_path))
 }
 

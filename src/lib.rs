@@ -11,6 +11,7 @@ pub mod config;
 pub mod configure;
 pub mod hook;
 pub mod inventory;
+pub mod limits;
 pub mod log;
 pub mod plan;
 pub mod request;

@@ -1,5 +1,7 @@
 //! Which of the host's GPUs and MIG devices a device list names.
 
+use std::collections::HashSet;
+
 use crate::inventory::mig::{MigDevice, MigInventory};
 use crate::inventory::Gpu;
 use crate::request::{DeviceSelector, VisibleDevices};
@@ -66,6 +68,10 @@ pub fn select<'a>(
         VisibleDevices::List(selectors) => selectors,
     };
     let mut selected = Selection::default();
+    // Indices already given, so a long list with repeats (`0,GPU-5e1f,0:1,MIG-...`) stays
+    // linear in its length.
+    let mut whole_seen = HashSet::new();
+    let mut mig_seen = HashSet::new();
     for selector in selectors {
         let gpu = match selector {
             DeviceSelector::Index(index) => gpus
@@ -76,17 +82,17 @@ pub fn select<'a>(
             DeviceSelector::MigIndex { gpu, mig: index } => {
                 let inventory = mig::enumerated(mig_inventory, selector)?;
                 let found = mig::by_index(*gpu, *index, gpus, inventory)?;
-                add_mig(&mut selected, found);
+                add_mig(&mut selected, &mut mig_seen, found);
                 continue;
             }
             DeviceSelector::MigUuid(uuid) => {
                 let inventory = mig::enumerated(mig_inventory, selector)?;
                 let found = mig::by_uuid(uuid, gpus, inventory)?;
-                add_mig(&mut selected, found);
+                add_mig(&mut selected, &mut mig_seen, found);
                 continue;
             }
         };
-        if !selected.gpus.iter().any(|g| g.index == gpu.index) {
+        if whole_seen.insert(gpu.index) {
             selected.gpus.push(gpu);
         }
     }
@@ -95,12 +101,12 @@ pub fn select<'a>(
 }
 
 /// `0:1` and its UUID name the same device: it is given once.
-fn add_mig<'a>(selected: &mut Selection<'a>, found: (&'a Gpu, &'a MigDevice)) {
-    if !selected
-        .mig
-        .iter()
-        .any(|(g, d)| g.index == found.0.index && d.index == found.1.index)
-    {
+fn add_mig<'a>(
+    selected: &mut Selection<'a>,
+    seen: &mut HashSet<(u32, u32)>,
+    found: (&'a Gpu, &'a MigDevice),
+) {
+    if seen.insert((found.0.index, found.1.index)) {
         selected.mig.push(found);
     }
 }
@@ -156,5 +162,27 @@ pub(super) fn available(gpus: &[Gpu]) -> String {
                 first.index, last.index
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::inventory;
+
+    #[test]
+    fn long_lists_with_repeats_give_each_gpu_once_in_index_order() {
+        let inventory = inventory();
+        let uuid1 = inventory.gpus[1].info.uuid.clone();
+        let mut selectors = Vec::new();
+        for _ in 0..5000 {
+            selectors.push(DeviceSelector::Index(1));
+            selectors.push(DeviceSelector::Uuid(uuid1.to_uppercase()));
+            selectors.push(DeviceSelector::Index(0));
+        }
+        let selection = select(&VisibleDevices::List(selectors), &inventory.gpus, None).unwrap();
+        let indices: Vec<u32> = selection.gpus.iter().map(|g| g.index).collect();
+        assert_eq!(indices, [0, 1]);
+        assert!(selection.mig.is_empty());
     }
 }

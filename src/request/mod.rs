@@ -4,6 +4,7 @@
 mod capabilities;
 pub mod cdi;
 mod devices;
+pub(crate) mod first_seen;
 pub mod imex;
 mod mig;
 mod requirements;
@@ -17,10 +18,11 @@ pub use capabilities::{parse_capabilities, DriverCapabilities, DriverCapability}
 pub use devices::{parse_visible_devices, DeviceSelector, VisibleDevices};
 pub use mig::{MigAccess, MIG_CONFIG_ENV, MIG_MONITOR_ENV};
 pub use requirements::{
-    compare_versions, parse_version, Condition, HostFacts, Requirement, RequirementKey,
+    compare_versions, parse_version, Condition, HostFacts, Operator, Requirement, RequirementKey,
 };
 
 use crate::config::Config;
+use crate::limits::{self, LimitError, RequestLimits};
 
 pub const VISIBLE_DEVICES_ENV: &str = "NVIDIA_VISIBLE_DEVICES";
 pub const DRIVER_CAPABILITIES_ENV: &str = "NVIDIA_DRIVER_CAPABILITIES";
@@ -48,6 +50,8 @@ pub enum RequestError {
     MigUnprivileged { name: String },
     #[error("{name}={value:?}: only `all` is supported (the MIG capabilities are host-wide)")]
     MigAccess { name: String, value: String },
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 /// What the operator allows containers to ask for (from the config).
@@ -57,6 +61,8 @@ pub struct RequestPolicy {
     pub accept_env_when_unprivileged: bool,
     pub accept_volume_mounts: bool,
     pub disable_require: bool,
+    /// Bounds on env values and list lengths ([`RequestLimits::DEFAULT`] from a config).
+    pub limits: RequestLimits,
 }
 
 impl From<&Config> for RequestPolicy {
@@ -67,6 +73,7 @@ impl From<&Config> for RequestPolicy {
                 .accept_nvidia_visible_devices_envvar_when_unprivileged,
             accept_volume_mounts: config.accept_nvidia_visible_devices_as_volume_mounts,
             disable_require: config.disable_require,
+            limits: RequestLimits::DEFAULT,
         }
     }
 }
@@ -164,6 +171,12 @@ impl ContainerFacts {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.env.get(key).map(String::as_str)
     }
+
+    /// [`get`](Self::get) for a value the request parses: one over `limits.env_value_bytes`
+    /// is an error naming the variable.
+    pub fn bounded(&self, key: &str, limits: &RequestLimits) -> Result<Option<&str>, LimitError> {
+        self.get(key).map(|v| limits.env_value(key, v)).transpose()
+    }
 }
 
 /// `/var/run/nvidia-container-devices/<name>` gives `<name>` for plain device names; the
@@ -174,38 +187,34 @@ fn volume_mount_device(destination: &Path) -> Option<String> {
 }
 
 /// Reads the container's request. `Ok(None)`: the container asks for nothing and must be left
-/// untouched.
+/// untouched. Every value it parses is first held to `policy.limits`.
 pub fn container_request(
     facts: &ContainerFacts,
     policy: &RequestPolicy,
 ) -> Result<Option<ContainerRequest>, RequestError> {
+    let limits = &policy.limits;
     let legacy_image =
         facts.get(CUDA_VERSION_ENV).is_some() && facts.get("NVIDIA_REQUIRE_CUDA").is_none();
     let Some(devices) = requested_devices(facts, policy, legacy_image)? else {
         return Ok(None);
     };
-    let capabilities = parse_capabilities(
-        facts.get(DRIVER_CAPABILITIES_ENV),
-        &policy.supported_capabilities,
-    )?;
-    let requirements = if policy.disable_require || is_true(facts.get(DISABLE_REQUIRE_ENV)) {
+    let capabilities_value = facts.bounded(DRIVER_CAPABILITIES_ENV, limits)?;
+    if let Some(value) = capabilities_value {
+        limits.list(DRIVER_CAPABILITIES_ENV, value, limits.capability_entries)?;
+    }
+    let capabilities = parse_capabilities(capabilities_value, &policy.supported_capabilities)?;
+    let disabled = is_true(facts.bounded(DISABLE_REQUIRE_ENV, limits)?);
+    let requirements = if policy.disable_require || disabled {
         Vec::new()
     } else {
-        requirements(facts, legacy_image)?
+        requirements(facts, legacy_image, limits)?
     };
-    let imex_channels =
-        if policy.accept_volume_mounts && !facts.imex_volume_mount_channels.is_empty() {
-            imex::parse(&facts.imex_volume_mount_channels.join(","))?
-        } else if facts.privileged || policy.accept_env_when_unprivileged {
-            imex::parse(facts.get(imex::IMEX_CHANNELS_ENV).unwrap_or(""))?
-        } else {
-            imex::ImexChannels::None
-        };
+    let imex_channels = imex_channels(facts, policy)?;
     let mps_pipe_directory = facts
-        .get("CUDA_MPS_PIPE_DIRECTORY")
+        .bounded("CUDA_MPS_PIPE_DIRECTORY", limits)?
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_absolute());
-    let mig_access = mig::parse_mig_access(facts)?;
+    let mig_access = mig::parse_mig_access(facts, limits)?;
     Ok(Some(ContainerRequest {
         devices,
         capabilities,
@@ -221,31 +230,64 @@ fn requested_devices(
     policy: &RequestPolicy,
     legacy_image: bool,
 ) -> Result<Option<VisibleDevices>, RequestError> {
+    let limits = &policy.limits;
     if policy.accept_volume_mounts && !facts.volume_mount_devices.is_empty() {
+        let mounts = facts.volume_mount_devices.len();
+        limits::check(VOLUME_MOUNTS, mounts, limits.device_entries, "mounts")?;
         return devices::from_volume_mount_names(&facts.volume_mount_devices);
     }
     if !facts.privileged && !policy.accept_env_when_unprivileged {
         return Ok(None);
     }
-    match facts.get(VISIBLE_DEVICES_ENV) {
-        Some(value) => parse_visible_devices(value),
+    match facts.bounded(VISIBLE_DEVICES_ENV, limits)? {
+        Some(value) => {
+            limits.list(VISIBLE_DEVICES_ENV, value, limits.device_entries)?;
+            parse_visible_devices(value)
+        }
         None if legacy_image => Ok(Some(VisibleDevices::All)),
         None => Ok(None),
     }
 }
 
+/// What the limits call the volume-mount request channel.
+const VOLUME_MOUNTS: &str = "the list of volume mounts at /var/run/nvidia-container-devices/";
+
+fn imex_channels(
+    facts: &ContainerFacts,
+    policy: &RequestPolicy,
+) -> Result<imex::ImexChannels, RequestError> {
+    let limits = &policy.limits;
+    let mounted = &facts.imex_volume_mount_channels;
+    if policy.accept_volume_mounts && !mounted.is_empty() {
+        limits::check(VOLUME_MOUNTS, mounted.len(), limits.imex_entries, "mounts")?;
+        return imex::parse(&mounted.join(","));
+    }
+    if !facts.privileged && !policy.accept_env_when_unprivileged {
+        return Ok(imex::ImexChannels::None);
+    }
+    let value = facts
+        .bounded(imex::IMEX_CHANNELS_ENV, limits)?
+        .unwrap_or("");
+    limits.list(imex::IMEX_CHANNELS_ENV, value, limits.imex_entries)?;
+    imex::parse(value)
+}
+
 fn requirements(
     facts: &ContainerFacts,
     legacy_image: bool,
+    limits: &RequestLimits,
 ) -> Result<Vec<Requirement>, RequestError> {
-    let mut requirements = facts
+    let mut requirements = Vec::new();
+    for (name, text) in facts
         .env
         .iter()
         .filter(|(k, _)| k.starts_with(REQUIRE_PREFIX))
-        .map(|(k, v)| Requirement::parse(k, v))
-        .collect::<Result<Vec<_>, _>>()?;
+    {
+        limits.requirement(name, text)?;
+        requirements.push(Requirement::parse(name, text)?);
+    }
     if legacy_image {
-        if let Some(version) = facts.get(CUDA_VERSION_ENV) {
+        if let Some(version) = facts.bounded(CUDA_VERSION_ENV, limits)? {
             requirements.push(requirements::legacy_cuda_requirement(version)?);
         }
     }
@@ -261,221 +303,4 @@ fn is_true(value: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy() -> RequestPolicy {
-        RequestPolicy::from(&Config::default())
-    }
-
-    fn facts(env: &[&str]) -> ContainerFacts {
-        let spec: Spec = serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "root": {"path": "rootfs"},
-            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env},
-        }))
-        .unwrap();
-        ContainerFacts::from_spec(&spec)
-    }
-
-    fn request(env: &[&str]) -> Option<ContainerRequest> {
-        container_request(&facts(env), &policy()).unwrap()
-    }
-
-    #[test]
-    fn nothing_asked_means_untouched() {
-        assert_eq!(request(&[]), None);
-        assert_eq!(request(&["PATH=/bin"]), None);
-        assert_eq!(request(&["NVIDIA_VISIBLE_DEVICES="]), None);
-        assert_eq!(request(&["NVIDIA_VISIBLE_DEVICES=void"]), None);
-        assert_eq!(request(&["NVIDIA_DRIVER_CAPABILITIES=all"]), None);
-    }
-
-    #[test]
-    fn later_env_entries_win() {
-        let r = request(&["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_VISIBLE_DEVICES=1"]).unwrap();
-        assert_eq!(
-            r.devices,
-            VisibleDevices::List(vec![DeviceSelector::Index(1)])
-        );
-        assert_eq!(
-            request(&["NVIDIA_VISIBLE_DEVICES=1", "NVIDIA_VISIBLE_DEVICES=void"]),
-            None
-        );
-    }
-
-    #[test]
-    fn all_and_none_get_default_capabilities() {
-        let r = request(&["NVIDIA_VISIBLE_DEVICES=all"]).unwrap();
-        assert_eq!(r.devices, VisibleDevices::All);
-        assert_eq!(
-            r.capabilities.into_iter().collect::<Vec<_>>(),
-            vec![DriverCapability::Compute, DriverCapability::Utility]
-        );
-        assert_eq!(
-            request(&["NVIDIA_VISIBLE_DEVICES=none"]).unwrap().devices,
-            VisibleDevices::NoGpu
-        );
-    }
-
-    #[test]
-    fn legacy_image_means_all_gpus_and_a_cuda_requirement() {
-        let r = request(&["CUDA_VERSION=12.4.1"]).unwrap();
-        assert_eq!(r.devices, VisibleDevices::All);
-        assert_eq!(r.requirements.len(), 1);
-        assert_eq!(r.requirements[0].groups[0][0].to_string(), "cuda>=12.4");
-        // NVIDIA_REQUIRE_CUDA makes an image non-legacy: unset devices then mean nothing.
-        assert_eq!(
-            request(&["CUDA_VERSION=12.4.1", "NVIDIA_REQUIRE_CUDA=cuda>=12.4"]),
-            None
-        );
-        // A legacy image can still opt out.
-        assert_eq!(
-            request(&["CUDA_VERSION=12.4.1", "NVIDIA_VISIBLE_DEVICES=void"]),
-            None
-        );
-    }
-
-    #[test]
-    fn requirements_are_collected_and_can_be_disabled() {
-        let env = [
-            "NVIDIA_VISIBLE_DEVICES=0",
-            "NVIDIA_REQUIRE_CUDA=cuda>=12.0",
-            "NVIDIA_REQUIRE_ARCH=arch>=8.0",
-        ];
-        let r = request(&env).unwrap();
-        assert_eq!(r.requirements.len(), 2);
-        assert!(r.needs(RequirementKey::Cuda) && r.needs(RequirementKey::Arch));
-        assert!(!r.needs(RequirementKey::Brand));
-        let mut disabled = env.to_vec();
-        disabled.push("NVIDIA_DISABLE_REQUIRE=true");
-        assert!(request(&disabled).unwrap().requirements.is_empty());
-        let mut not_disabled = env.to_vec();
-        not_disabled.push("NVIDIA_DISABLE_REQUIRE=false");
-        assert_eq!(request(&not_disabled).unwrap().requirements.len(), 2);
-        let config = Config {
-            disable_require: true,
-            ..Config::default()
-        };
-        let r = container_request(&facts(&env), &RequestPolicy::from(&config))
-            .unwrap()
-            .unwrap();
-        assert!(r.requirements.is_empty());
-    }
-
-    #[test]
-    fn malformed_values_are_errors() {
-        let f = facts(&["NVIDIA_VISIBLE_DEVICES=0,zero"]);
-        assert!(matches!(
-            container_request(&f, &policy()),
-            Err(RequestError::Devices { .. })
-        ));
-        let f = facts(&[
-            "NVIDIA_VISIBLE_DEVICES=0",
-            "NVIDIA_DRIVER_CAPABILITIES=compute,gpu",
-        ]);
-        assert!(matches!(
-            container_request(&f, &policy()),
-            Err(RequestError::Capabilities { .. })
-        ));
-        let f = facts(&["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>>1"]);
-        assert!(matches!(
-            container_request(&f, &policy()),
-            Err(RequestError::Requirement { .. })
-        ));
-    }
-
-    fn spec_with_mounts(
-        env: &[&str],
-        mounts: serde_json::Value,
-        privileged: bool,
-    ) -> ContainerFacts {
-        let caps = if privileged {
-            vec!["CAP_SYS_ADMIN"]
-        } else {
-            vec!["CAP_CHOWN"]
-        };
-        let spec: Spec = serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "root": {"path": "rootfs"},
-            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env,
-                        "capabilities": {"bounding": caps}},
-            "mounts": mounts,
-        }))
-        .unwrap();
-        ContainerFacts::from_spec(&spec)
-    }
-
-    #[test]
-    fn volume_mount_channel() {
-        let mounts = serde_json::json!([
-            {"destination": "/var/run/nvidia-container-devices/1", "source": "/dev/null", "type": "bind"},
-            {"destination": "/var/run/nvidia-container-devices/0", "source": "/dev/null", "type": "bind"},
-            {"destination": "/var/run/nvidia-container-devices/2", "source": "/tmp/x", "type": "bind"},
-            {"destination": "/var/run/nvidia-container-devices/cdi/nvidia.com/gpu/3", "source": "/dev/null"},
-        ]);
-        let f = spec_with_mounts(&["NVIDIA_VISIBLE_DEVICES=all"], mounts, false);
-        assert_eq!(
-            f.volume_mount_devices,
-            vec!["1".to_string(), "0".to_string()]
-        );
-        // Off by default: the env var decides.
-        assert_eq!(
-            container_request(&f, &policy()).unwrap().unwrap().devices,
-            VisibleDevices::All
-        );
-        let config = Config {
-            accept_nvidia_visible_devices_as_volume_mounts: true,
-            ..Config::default()
-        };
-        let r = container_request(&f, &RequestPolicy::from(&config))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            r.devices,
-            VisibleDevices::List(vec![DeviceSelector::Index(1), DeviceSelector::Index(0)])
-        );
-    }
-
-    #[test]
-    fn unprivileged_env_can_be_refused() {
-        let config = Config {
-            accept_nvidia_visible_devices_envvar_when_unprivileged: false,
-            ..Config::default()
-        };
-        let strict = RequestPolicy::from(&config);
-        let env = ["NVIDIA_VISIBLE_DEVICES=all"];
-        let unprivileged = spec_with_mounts(&env, serde_json::json!([]), false);
-        assert_eq!(container_request(&unprivileged, &strict).unwrap(), None);
-        let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
-        assert!(container_request(&privileged, &strict).unwrap().is_some());
-    }
-
-    #[test]
-    fn mig_requests() {
-        let r = request(&["NVIDIA_VISIBLE_DEVICES=0:1"]).unwrap();
-        assert!(r.needs_mig() && !r.mig_access.any());
-        assert!(!request(&["NVIDIA_VISIBLE_DEVICES=0"]).unwrap().needs_mig());
-        let env = [
-            "NVIDIA_VISIBLE_DEVICES=all",
-            "NVIDIA_MIG_CONFIG_DEVICES=all",
-            "NVIDIA_MIG_MONITOR_DEVICES=all",
-        ];
-        let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
-        let r = container_request(&privileged, &policy()).unwrap().unwrap();
-        assert!(r.mig_access.config && r.mig_access.monitor && r.needs_mig());
-        let unprivileged = spec_with_mounts(&env, serde_json::json!([]), false);
-        let err = container_request(&unprivileged, &policy()).unwrap_err();
-        assert!(
-            matches!(&err, RequestError::MigUnprivileged { name } if name == MIG_CONFIG_ENV),
-            "{err}"
-        );
-        // A container that asks for no GPU is left alone, whatever else it sets.
-        let no_gpu = spec_with_mounts(
-            &["NVIDIA_MIG_CONFIG_DEVICES=all"],
-            serde_json::json!([]),
-            false,
-        );
-        assert!(container_request(&no_gpu, &policy()).unwrap().is_none());
-    }
-}
+mod tests;

@@ -1,0 +1,361 @@
+//! Tests of the request stage as a whole (`container_request`).
+
+use super::*;
+
+fn policy() -> RequestPolicy {
+    RequestPolicy::from(&Config::default())
+}
+
+fn facts(env: &[&str]) -> ContainerFacts {
+    let spec: Spec = serde_json::from_value(serde_json::json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env},
+    }))
+    .unwrap();
+    ContainerFacts::from_spec(&spec)
+}
+
+fn request(env: &[&str]) -> Option<ContainerRequest> {
+    container_request(&facts(env), &policy()).unwrap()
+}
+
+#[test]
+fn nothing_asked_means_untouched() {
+    assert_eq!(request(&[]), None);
+    assert_eq!(request(&["PATH=/bin"]), None);
+    assert_eq!(request(&["NVIDIA_VISIBLE_DEVICES="]), None);
+    assert_eq!(request(&["NVIDIA_VISIBLE_DEVICES=void"]), None);
+    assert_eq!(request(&["NVIDIA_DRIVER_CAPABILITIES=all"]), None);
+}
+
+#[test]
+fn later_env_entries_win() {
+    let r = request(&["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_VISIBLE_DEVICES=1"]).unwrap();
+    assert_eq!(
+        r.devices,
+        VisibleDevices::List(vec![DeviceSelector::Index(1)])
+    );
+    assert_eq!(
+        request(&["NVIDIA_VISIBLE_DEVICES=1", "NVIDIA_VISIBLE_DEVICES=void"]),
+        None
+    );
+}
+
+#[test]
+fn all_and_none_get_default_capabilities() {
+    let r = request(&["NVIDIA_VISIBLE_DEVICES=all"]).unwrap();
+    assert_eq!(r.devices, VisibleDevices::All);
+    assert_eq!(
+        r.capabilities.into_iter().collect::<Vec<_>>(),
+        vec![DriverCapability::Compute, DriverCapability::Utility]
+    );
+    assert_eq!(
+        request(&["NVIDIA_VISIBLE_DEVICES=none"]).unwrap().devices,
+        VisibleDevices::NoGpu
+    );
+}
+
+#[test]
+fn legacy_image_means_all_gpus_and_a_cuda_requirement() {
+    let r = request(&["CUDA_VERSION=12.4.1"]).unwrap();
+    assert_eq!(r.devices, VisibleDevices::All);
+    assert_eq!(r.requirements.len(), 1);
+    assert_eq!(r.requirements[0].groups[0][0].to_string(), "cuda>=12.4");
+    // NVIDIA_REQUIRE_CUDA makes an image non-legacy: unset devices then mean nothing.
+    assert_eq!(
+        request(&["CUDA_VERSION=12.4.1", "NVIDIA_REQUIRE_CUDA=cuda>=12.4"]),
+        None
+    );
+    // A legacy image can still opt out.
+    assert_eq!(
+        request(&["CUDA_VERSION=12.4.1", "NVIDIA_VISIBLE_DEVICES=void"]),
+        None
+    );
+}
+
+#[test]
+fn requirements_are_collected_and_can_be_disabled() {
+    let env = [
+        "NVIDIA_VISIBLE_DEVICES=0",
+        "NVIDIA_REQUIRE_CUDA=cuda>=12.0",
+        "NVIDIA_REQUIRE_ARCH=arch>=8.0",
+    ];
+    let r = request(&env).unwrap();
+    assert_eq!(r.requirements.len(), 2);
+    assert!(r.needs(RequirementKey::Cuda) && r.needs(RequirementKey::Arch));
+    assert!(!r.needs(RequirementKey::Brand));
+    let mut disabled = env.to_vec();
+    disabled.push("NVIDIA_DISABLE_REQUIRE=true");
+    assert!(request(&disabled).unwrap().requirements.is_empty());
+    let mut not_disabled = env.to_vec();
+    not_disabled.push("NVIDIA_DISABLE_REQUIRE=false");
+    assert_eq!(request(&not_disabled).unwrap().requirements.len(), 2);
+    let config = Config {
+        disable_require: true,
+        ..Config::default()
+    };
+    let r = container_request(&facts(&env), &RequestPolicy::from(&config))
+        .unwrap()
+        .unwrap();
+    assert!(r.requirements.is_empty());
+}
+
+#[test]
+fn malformed_values_are_errors() {
+    let f = facts(&["NVIDIA_VISIBLE_DEVICES=0,zero"]);
+    assert!(matches!(
+        container_request(&f, &policy()),
+        Err(RequestError::Devices { .. })
+    ));
+    let f = facts(&[
+        "NVIDIA_VISIBLE_DEVICES=0",
+        "NVIDIA_DRIVER_CAPABILITIES=compute,gpu",
+    ]);
+    assert!(matches!(
+        container_request(&f, &policy()),
+        Err(RequestError::Capabilities { .. })
+    ));
+    let f = facts(&["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>>1"]);
+    assert!(matches!(
+        container_request(&f, &policy()),
+        Err(RequestError::Requirement { .. })
+    ));
+}
+
+fn spec_with_mounts(env: &[&str], mounts: serde_json::Value, privileged: bool) -> ContainerFacts {
+    let caps = if privileged {
+        vec!["CAP_SYS_ADMIN"]
+    } else {
+        vec!["CAP_CHOWN"]
+    };
+    let spec: Spec = serde_json::from_value(serde_json::json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env,
+                    "capabilities": {"bounding": caps}},
+        "mounts": mounts,
+    }))
+    .unwrap();
+    ContainerFacts::from_spec(&spec)
+}
+
+#[test]
+fn volume_mount_channel() {
+    let mounts = serde_json::json!([
+        {"destination": "/var/run/nvidia-container-devices/1", "source": "/dev/null", "type": "bind"},
+        {"destination": "/var/run/nvidia-container-devices/0", "source": "/dev/null", "type": "bind"},
+        {"destination": "/var/run/nvidia-container-devices/2", "source": "/tmp/x", "type": "bind"},
+        {"destination": "/var/run/nvidia-container-devices/cdi/nvidia.com/gpu/3", "source": "/dev/null"},
+    ]);
+    let f = spec_with_mounts(&["NVIDIA_VISIBLE_DEVICES=all"], mounts, false);
+    assert_eq!(
+        f.volume_mount_devices,
+        vec!["1".to_string(), "0".to_string()]
+    );
+    // Off by default: the env var decides.
+    assert_eq!(
+        container_request(&f, &policy()).unwrap().unwrap().devices,
+        VisibleDevices::All
+    );
+    let config = Config {
+        accept_nvidia_visible_devices_as_volume_mounts: true,
+        ..Config::default()
+    };
+    let r = container_request(&f, &RequestPolicy::from(&config))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.devices,
+        VisibleDevices::List(vec![DeviceSelector::Index(1), DeviceSelector::Index(0)])
+    );
+}
+
+#[test]
+fn unprivileged_env_can_be_refused() {
+    let config = Config {
+        accept_nvidia_visible_devices_envvar_when_unprivileged: false,
+        ..Config::default()
+    };
+    let strict = RequestPolicy::from(&config);
+    let env = ["NVIDIA_VISIBLE_DEVICES=all"];
+    let unprivileged = spec_with_mounts(&env, serde_json::json!([]), false);
+    assert_eq!(container_request(&unprivileged, &strict).unwrap(), None);
+    let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
+    assert!(container_request(&privileged, &strict).unwrap().is_some());
+}
+
+#[test]
+fn mig_requests() {
+    let r = request(&["NVIDIA_VISIBLE_DEVICES=0:1"]).unwrap();
+    assert!(r.needs_mig() && !r.mig_access.any());
+    assert!(!request(&["NVIDIA_VISIBLE_DEVICES=0"]).unwrap().needs_mig());
+    let env = [
+        "NVIDIA_VISIBLE_DEVICES=all",
+        "NVIDIA_MIG_CONFIG_DEVICES=all",
+        "NVIDIA_MIG_MONITOR_DEVICES=all",
+    ];
+    let privileged = spec_with_mounts(&env, serde_json::json!([]), true);
+    let r = container_request(&privileged, &policy()).unwrap().unwrap();
+    assert!(r.mig_access.config && r.mig_access.monitor && r.needs_mig());
+    let unprivileged = spec_with_mounts(&env, serde_json::json!([]), false);
+    let err = container_request(&unprivileged, &policy()).unwrap_err();
+    assert!(
+        matches!(&err, RequestError::MigUnprivileged { name } if name == MIG_CONFIG_ENV),
+        "{err}"
+    );
+    // A container that asks for no GPU is left alone, whatever else it sets.
+    let no_gpu = spec_with_mounts(
+        &["NVIDIA_MIG_CONFIG_DEVICES=all"],
+        serde_json::json!([]),
+        false,
+    );
+    assert!(container_request(&no_gpu, &policy()).unwrap().is_none());
+}
+
+fn request_error(env: &[String], policy: &RequestPolicy) -> String {
+    let env: Vec<&str> = env.iter().map(String::as_str).collect();
+    container_request(&facts(&env), policy)
+        .expect_err("over a limit")
+        .to_string()
+}
+
+fn numbers(n: usize) -> String {
+    (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn device_lists_at_the_limit_work_and_one_entry_more_is_refused() {
+    let limit = RequestLimits::DEFAULT.device_entries;
+    let r = request(&[&format!("NVIDIA_VISIBLE_DEVICES={}", numbers(limit))]).unwrap();
+    let indices: Vec<DeviceSelector> = (0..limit as u32).map(DeviceSelector::Index).collect();
+    assert_eq!(r.devices, VisibleDevices::List(indices));
+    let env = [format!("NVIDIA_VISIBLE_DEVICES={}", numbers(limit + 1))];
+    assert_eq!(
+        request_error(&env, &policy()),
+        "NVIDIA_VISIBLE_DEVICES is 1025 entries long, over gpuhook's limit of 1024"
+    );
+    // The volume-mount channel counts mounts.
+    let mounts = |n: usize| {
+        let list: Vec<serde_json::Value> = (0..n)
+            .map(|i| serde_json::json!({"destination": format!("{VOLUME_MOUNT_DIR}/{i}"), "source": "/dev/null"}))
+            .collect();
+        serde_json::Value::from(list)
+    };
+    let config = Config {
+        accept_nvidia_visible_devices_as_volume_mounts: true,
+        ..Config::default()
+    };
+    let volume = RequestPolicy::from(&config);
+    let f = spec_with_mounts(&[], mounts(limit), false);
+    let r = container_request(&f, &volume).unwrap().unwrap();
+    assert!(matches!(r.devices, VisibleDevices::List(l) if l.len() == limit));
+    let f = spec_with_mounts(&[], mounts(limit + 1), false);
+    let err = container_request(&f, &volume).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "the list of volume mounts at /var/run/nvidia-container-devices/ is 1025 mounts long, \
+         over gpuhook's limit of 1024"
+    );
+}
+
+#[test]
+fn env_values_at_the_byte_limit_work_and_one_byte_more_is_refused() {
+    let limit = RequestLimits::DEFAULT.env_value_bytes;
+    // `0` padded with spaces, which the parser trims, to exactly `bytes`.
+    let padded = |bytes: usize| format!("0{}", " ".repeat(bytes - 1));
+    let r = request(&[&format!("NVIDIA_VISIBLE_DEVICES={}", padded(limit))]).unwrap();
+    assert_eq!(
+        r.devices,
+        VisibleDevices::List(vec![DeviceSelector::Index(0)])
+    );
+    let env = [format!("NVIDIA_VISIBLE_DEVICES={}", padded(limit + 1))];
+    assert_eq!(
+        request_error(&env, &policy()),
+        "NVIDIA_VISIBLE_DEVICES is 131073 bytes long, over gpuhook's limit of 131072"
+    );
+    // Every other variable the request reads.
+    for name in [
+        DRIVER_CAPABILITIES_ENV,
+        DISABLE_REQUIRE_ENV,
+        "NVIDIA_REQUIRE_CUDA",
+        CUDA_VERSION_ENV,
+        imex::IMEX_CHANNELS_ENV,
+        "CUDA_MPS_PIPE_DIRECTORY",
+        MIG_CONFIG_ENV,
+        MIG_MONITOR_ENV,
+    ] {
+        let env = [
+            "NVIDIA_VISIBLE_DEVICES=0".to_string(),
+            format!("{name}={}", " ".repeat(limit + 1)),
+        ];
+        let err = request_error(&env, &policy());
+        assert_eq!(
+            err,
+            format!("{name} is 131073 bytes long, over gpuhook's limit of 131072")
+        );
+    }
+    // A value the request ignores is not measured: an unprivileged container's env under the
+    // strict setting asks for nothing, whatever its size.
+    let config = Config {
+        accept_nvidia_visible_devices_envvar_when_unprivileged: false,
+        ..Config::default()
+    };
+    let huge = format!("NVIDIA_VISIBLE_DEVICES={}", padded(limit * 4));
+    let f = spec_with_mounts(&[&huge], serde_json::json!([]), false);
+    assert_eq!(
+        container_request(&f, &RequestPolicy::from(&config)).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn capability_imex_and_requirement_lists_have_limits() {
+    let limits = RequestLimits::DEFAULT;
+    let gpu = "NVIDIA_VISIBLE_DEVICES=0".to_string();
+    let caps = |n: usize| {
+        format!(
+            "NVIDIA_DRIVER_CAPABILITIES={}",
+            vec!["compute"; n].join(",")
+        )
+    };
+    let ok = request(&[&gpu, &caps(limits.capability_entries)]).unwrap();
+    assert_eq!(ok.capabilities.len(), 1);
+    assert_eq!(
+        request_error(
+            &[gpu.clone(), caps(limits.capability_entries + 1)],
+            &policy()
+        ),
+        "NVIDIA_DRIVER_CAPABILITIES is 65 entries long, over gpuhook's limit of 64"
+    );
+    let imex = |n: usize| format!("NVIDIA_IMEX_CHANNELS={}", vec!["3"; n].join(","));
+    let ok = request(&[&gpu, &imex(limits.imex_entries)]).unwrap();
+    assert_eq!(ok.imex_channels, imex::ImexChannels::List(vec![3]));
+    assert_eq!(
+        request_error(&[gpu.clone(), imex(limits.imex_entries + 1)], &policy()),
+        "NVIDIA_IMEX_CHANNELS is 4097 entries long, over gpuhook's limit of 4096"
+    );
+    let groups = |n: usize| format!("NVIDIA_REQUIRE_CUDA={}", vec!["cuda>=12.0"; n].join(" "));
+    let ok = request(&[&gpu, &groups(limits.requirement_groups)]).unwrap();
+    assert_eq!(ok.requirements[0].groups.len(), limits.requirement_groups);
+    assert_eq!(
+        request_error(
+            &[gpu.clone(), groups(limits.requirement_groups + 1)],
+            &policy()
+        ),
+        "NVIDIA_REQUIRE_CUDA is 1025 groups long, over gpuhook's limit of 1024"
+    );
+    let conditions = |n: usize| format!("NVIDIA_REQUIRE_X={}", vec!["driver>=1"; n].join(","));
+    let ok = request(&[&gpu, &conditions(limits.requirement_conditions)]).unwrap();
+    assert_eq!(
+        ok.requirements[0].groups[0].len(),
+        limits.requirement_conditions
+    );
+    assert_eq!(
+        request_error(
+            &[gpu, conditions(limits.requirement_conditions + 1)],
+            &policy()
+        ),
+        "a group of NVIDIA_REQUIRE_X is 65 conditions long, over gpuhook's limit of 64"
+    );
+}
