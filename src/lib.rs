@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cdi;
 pub mod config;
 pub mod configure;
+pub mod elf;
 pub mod hook;
 pub mod inventory;
 pub mod limits;
