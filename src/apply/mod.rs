@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use nix::sched::CloneFlags;
 
 use crate::config::Config;
+use crate::inventory::cuda_compat::newest_libcuda_version;
 use crate::plan::{ContainerLayout, CudaCompat, InjectionPlan, MountKind, ProcDriverView};
 use mount::DetachedMount;
 use rootfs::{Rootfs, TargetType};
@@ -78,17 +79,12 @@ pub fn container_layout(
     let root = Rootfs::open(rootfs)?;
     let mut layout = ContainerLayout::for_rootfs(root.exists(Path::new("/etc/debian_version")));
     if !cuda_compat_dir.as_os_str().is_empty() {
-        layout.cuda_compat = root
-            .file_names(cuda_compat_dir)
-            .iter()
-            .filter_map(|name| name.strip_prefix("libcuda.so."))
-            .filter_map(|v| crate::request::parse_version(v).map(|parsed| (parsed, v.to_string())))
-            .filter(|(parsed, _)| parsed.len() >= 2)
-            .max_by(|a, b| crate::request::compare_versions(&a.0, &b.0))
-            .map(|(_, version)| CudaCompat {
-                dir: cuda_compat_dir.to_path_buf(),
-                version,
-            });
+        let names = root.file_names(cuda_compat_dir);
+        let newest = newest_libcuda_version(names.iter().map(String::as_str));
+        layout.cuda_compat = newest.map(|version| CudaCompat {
+            dir: cuda_compat_dir.to_path_buf(),
+            version: version.to_string(),
+        });
     }
     Ok(layout)
 }

@@ -3,6 +3,7 @@
 //! procfs files, the ld cache and a few `stat`s; libcuda and NVML are loaded only when a
 //! request's requirements need what only they know, or (NVML) when it names MIG devices.
 
+pub mod cuda_compat;
 pub mod ldcache;
 pub mod mig;
 mod native;
