@@ -12,8 +12,10 @@ demo: build
 test:
 	CI=$${CI:-} cargo test --all-targets
 
-# The hook's wall time for 1 and 8 simulated GPUs with all capabilities (root, runc).
+# The hook's wall time for 1 and 8 simulated GPUs with all capabilities (root, runc); first,
+# how the request parse scales with config.json size up to 1 MB (time per entry).
 bench:
+	cargo run --release --example request_scaling
 	cargo build --release --bins
 	bash scripts/bench-hook.sh target/release/gpuhook
 

@@ -52,9 +52,19 @@ pub fn cdi_devices(
 ) -> Result<Vec<String>, RequestError> {
     let limits = &policy.limits;
     let mut names = FirstSeen::new();
+    // Refused as soon as one name too many is in, not after reading them all.
+    let mut add = |name: String| {
+        names.insert(name);
+        limits::check(
+            "the CDI device request",
+            names.len(),
+            limits.cdi_names,
+            "names",
+        )
+    };
     if policy.accept_volume_mounts {
         for name in &facts.cdi_volume_mount_devices {
-            names.insert(name.clone());
+            add(name.clone())?;
         }
     }
     let mut annotations = 0;
@@ -70,7 +80,7 @@ pub fn cdi_devices(
         let what = "the list of annotations under the CDI prefixes";
         limits::check(what, annotations, limits.cdi_annotations, "entries")?;
         for name in value.split(',').map(str::trim).filter(|n| is_qualified(n)) {
-            names.insert(name.to_string());
+            add(name.to_string())?;
         }
     }
     let env_allowed = facts.privileged || policy.accept_env_when_unprivileged;
@@ -78,20 +88,14 @@ pub fn cdi_devices(
         limits.list(VISIBLE_DEVICES_ENV, value, limits.device_entries)?;
         for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             if is_qualified(entry) {
-                names.insert(entry.to_string());
+                add(entry.to_string())?;
             } else if let Some(kind) = cdi.default_kind {
                 if !matches!(entry, "void" | "none") {
-                    names.insert(format!("{kind}={entry}"));
+                    add(format!("{kind}={entry}"))?;
                 }
             }
         }
     }
-    limits::check(
-        "the CDI device request",
-        names.len(),
-        limits.cdi_names,
-        "names",
-    )?;
     Ok(names.into_vec())
 }
 
