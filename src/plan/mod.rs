@@ -160,11 +160,12 @@ pub fn plan(
             })?;
         devices.push(node);
     }
-    // `none` gets the driver's files but no device at all: without nvidiactl no GPU opens.
+    // `none` gets the driver's files but no device at all: without nvidiactl no GPU opens,
+    // and no IMEX channel node either.
     if request.devices != VisibleDevices::NoGpu {
         devices.extend(inventory.control_devices.iter());
+        devices.extend(imex_channels(request, inventory)?);
     }
-    devices.extend(imex_channels(request, inventory)?);
     devices.extend(mig.nodes.iter());
 
     let mut mounts: Vec<MountEntry> = devices
