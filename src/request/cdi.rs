@@ -83,8 +83,14 @@ pub fn cdi_devices(
             add(name.to_string())?;
         }
     }
+    // An unprivileged container's env is not read at all under the strict setting, not even
+    // measured (the request_plan fuzz target checks this).
     let env_allowed = facts.privileged || policy.accept_env_when_unprivileged;
-    if let (true, Some(value)) = (env_allowed, facts.bounded(VISIBLE_DEVICES_ENV, limits)?) {
+    let env = match env_allowed {
+        true => facts.bounded(VISIBLE_DEVICES_ENV, limits)?,
+        false => None,
+    };
+    if let Some(value) = env {
         limits.list(VISIBLE_DEVICES_ENV, value, limits.device_entries)?;
         for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             if is_qualified(entry) {
@@ -181,6 +187,10 @@ mod tests {
             default_kind: None,
             annotation_prefixes: &PREFIXES,
         };
+        assert!(cdi_devices(&f, &strict, &auto).unwrap().is_empty());
+        // Not even measured: a value over the size limit is ignored, not an error.
+        let long = "nvidia.com/gpu=0,".repeat(strict.limits.env_value_bytes / 17 + 1);
+        let f = facts(&[("NVIDIA_VISIBLE_DEVICES", &long)]);
         assert!(cdi_devices(&f, &strict, &auto).unwrap().is_empty());
     }
 
