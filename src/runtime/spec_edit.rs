@@ -142,9 +142,14 @@ pub(super) fn object_entry<'a>(
     parent: &'a mut Map<String, Value>,
     key: &str,
 ) -> Result<&'a mut Map<String, Value>, String> {
-    parent
+    let entry = parent
         .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()))
+        .or_insert_with(|| Value::Object(Map::new()));
+    // `null` means absent in an OCI spec (runc reads it so), as for arrays below.
+    if entry.is_null() {
+        *entry = Value::Object(Map::new());
+    }
+    entry
         .as_object_mut()
         .ok_or_else(|| format!("`{key}` in config.json is not an object"))
 }
@@ -272,6 +277,19 @@ mod tests {
         assert_eq!(spec["linux"]["devices"].as_array().unwrap().len(), 2);
         let mut spec = json!({"linux": {"devices": null}});
         apply(&mut spec, &edits()).unwrap();
+        // A null section is an absent one (found by the shim_edits fuzz target).
+        let mut spec = json!({"hooks": null, "linux": {"resources": null}});
+        apply(&mut spec, &edits()).unwrap();
+        assert_eq!(
+            spec["linux"]["resources"]["devices"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        let mut spec = json!({"linux": null});
+        apply(&mut spec, &edits()).unwrap();
+        assert_eq!(spec["linux"]["devices"].as_array().unwrap().len(), 2);
         let mut bad = json!({"hooks": []});
         assert!(apply(&mut bad, &edits()).is_err());
         assert!(apply(&mut json!([]), &edits()).is_err());
