@@ -1,5 +1,5 @@
 # The two commands a new user runs are `make demo` and `make test` (see README.md).
-.PHONY: demo test bench build deb rpm fuzz
+.PHONY: demo test bench build deb rpm fuzz fuzz-corpus fuzz-smoke
 
 build:
 	cargo build --bins
@@ -29,7 +29,17 @@ rpm:
 	cargo build --release --bins
 	bash packaging/build.sh rpm
 
-# Every fuzz target for FUZZ_SECONDS (default 600) each, two at a time, on fuzz/corpus; prints
-# executions and coverage per target (needs `cargo install cargo-fuzz`).
+# Fuzzing (needs `cargo install cargo-fuzz` and g++; see scripts/fuzz.sh for one target).
+# Every target for FUZZ_SECONDS (default 600) each, two at a time, on fuzz/corpus (unpacked from
+# the tracked fuzz/corpus.tar.xz, which stays as it is); prints executions and coverage.
 fuzz:
-	bash scripts/fuzz.sh $${FUZZ_SECONDS:-600}
+	bash scripts/fuzz.sh all $${FUZZ_SECONDS:-600}
+
+# Minimise fuzz/corpus and pack it into fuzz/corpus.tar.xz (after a long `make fuzz`).
+fuzz-corpus:
+	bash scripts/fuzz.sh corpus
+
+# CI: build every target, run each FUZZ_SMOKE_SECONDS (default 5) from the kept corpus without
+# changing it; fails on any crash, panic, leak or timeout.
+fuzz-smoke:
+	bash scripts/fuzz.sh smoke $${FUZZ_SMOKE_SECONDS:-5}

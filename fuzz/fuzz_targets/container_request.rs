@@ -1,5 +1,7 @@
 //! A tenant's config.json (env forms, volume-mount channel, annotations, capabilities) to the
-//! request, legacy and CDI: the whole spec parsed as the hook and the shim parse it.
+//! request, legacy and CDI: the whole spec parsed as the hook and the shim parse it, with one
+//! fixed permissive policy. `request_plan` fuzzes the policy too and follows the request to
+//! the plan.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
