@@ -49,6 +49,9 @@ impl Ownership {
     }
 
     fn compare(&self, before: Option<&Value>, after: &Value, path: &mut Vec<String>) {
+        if before == Some(after) {
+            return;
+        }
         if let Some(owned) = self.owned_at(path) {
             return check_owned(owned, before, after, path);
         }

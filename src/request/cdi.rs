@@ -19,7 +19,9 @@ pub fn is_qualified(name: &str) -> bool {
     })
 }
 
-/// `<VOLUME_MOUNT_DIR>/cdi/vendor.com/class/name` gives `vendor.com/class=name`.
+/// `<VOLUME_MOUNT_DIR>/cdi/vendor.com/class/name` gives `vendor.com/class=name`. A vendor or
+/// class holding `=` would make another name (`v=x/c=n` reads as kind `v`), so such a mount
+/// names nothing (the request_plan fuzz target found it).
 pub(super) fn volume_mount_cdi_device(destination: &Path) -> Option<String> {
     let rest = destination
         .strip_prefix(Path::new(VOLUME_MOUNT_DIR).join("cdi"))
@@ -28,6 +30,9 @@ pub(super) fn volume_mount_cdi_device(destination: &Path) -> Option<String> {
     let mut parts = rest.split('/');
     let (vendor, class, name) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || [vendor, class, name].iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    if vendor.contains('=') || class.contains('=') {
         return None;
     }
     Some(format!("{vendor}/{class}={name}"))
@@ -219,6 +224,15 @@ mod tests {
         assert_eq!(
             volume_mount_cdi_device(Path::new("/var/run/nvidia-container-devices/cdi/a/b")),
             None
+        );
+        for odd in ["n=idia.com/gpu/0", "nvidia.com/g=pu/0"] {
+            let path = Path::new("/var/run/nvidia-container-devices/cdi").join(odd);
+            assert_eq!(volume_mount_cdi_device(&path), None, "{odd}");
+        }
+        let path = Path::new("/var/run/nvidia-container-devices/cdi/nvidia.com/gpu/a=b");
+        assert_eq!(
+            volume_mount_cdi_device(path).as_deref(),
+            Some("nvidia.com/gpu=a=b")
         );
     }
 
