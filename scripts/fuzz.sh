@@ -117,8 +117,7 @@ smoke() {
     trap 'rm -rf "$scratch"' EXIT
     tar -C "$scratch" -xJf fuzz/corpus.tar.xz
     cargo fuzz build "${BUILD_FLAGS[@]}"
-    git diff --quiet -- fuzz/Cargo.lock 2>/dev/null ||
-        { echo "fuzz/Cargo.lock changed during the build: run scripts/fuzz.sh lock-check" >&2; exit 1; }
+    unchanged fuzz/Cargo.lock "the build changed it: copy Cargo.lock over it, build, commit"
     for t in $(cargo fuzz list); do
         mkdir -p "$scratch/new/$t" "$scratch/corpus/$t"
         if fuzz_for "$t" "$seconds" "$scratch/new/$t" "$scratch/corpus/$t" > "$scratch/$t.log" 2>&1; then
@@ -129,7 +128,15 @@ smoke() {
             failed="$failed $t"
         fi
     done
+    unchanged fuzz/corpus.tar.xz "the smoke must not rewrite the kept corpus"
     [ -z "$failed" ] || { echo "fuzz smoke failed:$failed (reproduce: scripts/fuzz.sh run TARGET fuzz/artifacts/TARGET/crash-...)" >&2; exit 1; }
+}
+
+# Fails when tracked FILE differs from git's copy (in a git checkout; elsewhere nothing to
+# compare with).
+unchanged() {
+    git rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 0
+    git diff --quiet -- "$1" || { echo "$1 changed: $2" >&2; exit 1; }
 }
 
 corpus() {
