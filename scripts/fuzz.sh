@@ -114,7 +114,8 @@ smoke() {
     local seconds=${1:-5} scratch failed=""
     lock_check
     scratch=$(mktemp -d)
-    trap 'rm -rf "$scratch"' EXIT
+    # shellcheck disable=SC2064 # the directory is known now; the local is gone at exit
+    trap "rm -rf '$scratch'" EXIT
     tar -C "$scratch" -xJf fuzz/corpus.tar.xz
     cargo fuzz build "${BUILD_FLAGS[@]}"
     unchanged fuzz/Cargo.lock "the build changed it: copy Cargo.lock over it, build, commit"

@@ -14,8 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let facts = ContainerFacts::from_spec(&spec);
-    let mut config = Config::default();
-    config.accept_nvidia_visible_devices_as_volume_mounts = true;
+    let config = Config {
+        accept_nvidia_visible_devices_as_volume_mounts: true,
+        ..Config::default()
+    };
     let policy = RequestPolicy::from(&config);
     let _ = container_request(&facts, &policy);
     let prefixes = ["cdi.k8s.io/".to_string()];
