@@ -1,7 +1,7 @@
 # The two commands a new user runs are `make demo` and `make test` (see README.md). Both set
 # the machine up first: scripts/prerequisites.sh holds the one list of what they need and
 # installs what is missing (as root on Debian/Ubuntu; elsewhere it prints the command).
-.PHONY: demo test test-quick bench build deb rpm fuzz
+.PHONY: demo test test-quick bench build deb rpm fuzz fuzz-corpus fuzz-smoke
 
 build:
 	cargo build --bins
@@ -22,14 +22,17 @@ test:
 	cargo clippy --all-targets -- -D warnings
 	cargo deny check licenses bans sources
 	CI=$${CI:-} cargo test --all-targets
+	$(MAKE) fuzz-smoke
 
 # Only the tests, for a quick round while developing (no set-up, no lints).
 test-quick:
 	CI=$${CI:-} cargo test --all-targets
 
-# The hook's wall time for 1 and 8 simulated GPUs with all capabilities, and what a GPU memory
-# cap adds to a start (root, runc).
+# How the request parse scales with config.json size up to 1 MB (time per entry); the hook's
+# wall time for 1 and 8 simulated GPUs with all capabilities; what a GPU memory cap adds to a
+# start (root, runc).
 bench:
+	cargo run --release --example request_scaling
 	cargo build --release --bins
 	bash scripts/bench-hook.sh target/release/gpuhook
 	bash scripts/bench-caps.sh target/release/gpuhook
@@ -44,7 +47,17 @@ rpm:
 	cargo build --release --bins
 	bash packaging/build.sh rpm
 
-# Every fuzz target for FUZZ_SECONDS (default 600) each, two at a time, on fuzz/corpus; prints
-# executions and coverage per target (needs `cargo install cargo-fuzz`).
+# Fuzzing (needs `cargo install cargo-fuzz` and g++; see scripts/fuzz.sh for one target).
+# Every target for FUZZ_SECONDS (default 600) each, two at a time, on fuzz/corpus (unpacked from
+# the tracked fuzz/corpus.tar.xz, which stays as it is); prints executions and coverage.
 fuzz:
-	bash scripts/fuzz.sh $${FUZZ_SECONDS:-600}
+	bash scripts/fuzz.sh all $${FUZZ_SECONDS:-600}
+
+# Minimise fuzz/corpus and pack it into fuzz/corpus.tar.xz (after a long `make fuzz`).
+fuzz-corpus:
+	bash scripts/fuzz.sh corpus
+
+# CI: build every target, run each FUZZ_SMOKE_SECONDS (default 5) from the kept corpus without
+# changing it; fails on any crash, panic, leak or timeout.
+fuzz-smoke:
+	bash scripts/fuzz.sh smoke $${FUZZ_SMOKE_SECONDS:-5}

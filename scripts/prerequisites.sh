@@ -23,6 +23,7 @@ PREREQUISITES="
 apt:runc                runc                  demo test
 apt:busybox-static      busybox               demo test
 apt:gcc                 gcc                   demo test
+apt:g++                 g++                   test
 apt:libc6-dev           /usr/include/stdio.h  demo test
 apt:python3             python3               demo test
 apt:docker.io           dockerd               test
@@ -40,6 +41,7 @@ rustup                  cargo                 demo test
 component:rustfmt       sub:fmt               test
 component:clippy        sub:clippy            test
 cargo:cargo-deny        cargo-deny            test
+cargo:cargo-fuzz        sub:fuzz              test
 ${GPUHOOK_PREREQUISITES_EXTRA:-}
 "
 OS_RELEASE=${GPUHOOK_OS_RELEASE:-/etc/os-release}

@@ -140,7 +140,8 @@ pub fn load_spec(state: &OciState) -> Result<(Spec, PathBuf), HookError> {
         path: spec_path.clone(),
         message,
     };
-    let bytes = std::fs::read(&spec_path).map_err(|e| spec_error(e.to_string()))?;
+    let bytes = crate::limits::read_file_bounded(&spec_path, crate::limits::MAX_SPEC_BYTES)
+        .map_err(|e| spec_error(e.to_string()))?;
     let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| {
         spec_error(match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {

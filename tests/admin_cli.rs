@@ -141,6 +141,32 @@ fn shim_refuses_to_create_from_a_malformed_spec() {
     assert!(recorded_args(dir.path()).is_empty(), "runc ran anyway");
 }
 
+#[test]
+fn shim_refuses_a_spec_over_the_size_limit_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let runc = fake_runtime(dir.path());
+    let limit = gpuhook::limits::MAX_SPEC_BYTES;
+    let spec = r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},"env":["PATH=/bin"]}}"#;
+    let padded = |bytes: usize| format!("{spec}{}", " ".repeat(bytes - spec.len()));
+    std::fs::write(dir.path().join("config.json"), padded(limit)).unwrap();
+    let out = shim(dir.path(), &[&runc], &["create", "c5"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(recorded_args(dir.path()), ["create", "c5"]);
+    std::fs::remove_file(dir.path().join("args")).unwrap();
+    std::fs::write(dir.path().join("config.json"), padded(limit + 1)).unwrap();
+    let out = shim(dir.path(), &[&runc], &["create", "c5"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("gpuhook-runtime: container c5: cannot read")
+            && stderr.contains(
+                "config.json: the file is 16777217 bytes long, over gpuhook's limit of 16777216"
+            ),
+        "{stderr}"
+    );
+    assert!(recorded_args(dir.path()).is_empty(), "runc ran anyway");
+}
+
 fn gpuhook(args: &[&str]) -> Output {
     Command::new(gpuhook_bin()).args(args).output().unwrap()
 }

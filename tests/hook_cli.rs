@@ -161,3 +161,80 @@ fn nvidia_compatibility_name_works() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("prestart"));
 }
+
+/// A spec asking for nothing, padded with trailing spaces to exactly `bytes`.
+fn spec_of_size(bytes: usize) -> String {
+    let spec = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},"env":["PATH=/bin"]}}"#;
+    format!("{spec}{}", " ".repeat(bytes - spec.len()))
+}
+
+#[test]
+fn config_json_over_the_size_limit_is_refused_naming_it() {
+    let limit = gpuhook::limits::MAX_SPEC_BYTES;
+    let at_limit = bundle_with(&spec_of_size(limit));
+    let (code, stderr) = hook(&["prestart"], &state_for(at_limit.path()), QUIET);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    let over = bundle_with(&spec_of_size(limit + 1));
+    let (code, stderr) = hook(&["prestart"], &state_for(over.path()), QUIET);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains(
+            "config.json: the file is 16777217 bytes long, over gpuhook's limit of 16777216"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_state_over_the_size_limit_is_refused_naming_it() {
+    let limit = gpuhook::limits::MAX_STATE_BYTES;
+    let bundle = bundle_with(&spec_of_size(1000));
+    let pad = |bytes: usize| {
+        let mut state = state_for(bundle.path());
+        state.resize(bytes, b' ');
+        state
+    };
+    let (code, stderr) = hook(&["prestart"], &pad(limit), QUIET);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    let (code, stderr) = hook(&["prestart"], &pad(limit + 1), QUIET);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains("the OCI state on stdin is over gpuhook's limit of 16777216 bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_one_megabyte_config_json_is_read_whole() {
+    // 1 MB of env and annotations around a GPU request: the request is read (the hook then
+    // looks for the driver, which this configuration does not have).
+    let mut env: Vec<String> = (0..25_000).map(|i| format!("VAR_{i}=value-{i}")).collect();
+    env.push(format!(
+        "NVIDIA_VISIBLE_DEVICES={}",
+        (0..1000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    let annotations: serde_json::Map<String, serde_json::Value> = (0..12_000)
+        .map(|i| (format!("example.com/key-{i}"), format!("value {i}").into()))
+        .collect();
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+        "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env},
+        "annotations": annotations,
+    })
+    .to_string();
+    assert!(spec.len() > 1_000_000, "{}", spec.len());
+    let bundle = bundle_with(&spec);
+    let config = format!("{QUIET}[driver]\nproc-driver-root = \"/nonexistent\"\n");
+    let (code, stderr) = hook(&["prestart"], &state_for(bundle.path()), &config);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains("no NVIDIA driver found under /nonexistent"),
+        "{stderr}"
+    );
+}

@@ -1,6 +1,7 @@
 //! A tenant's config.json (env forms, volume-mount channel, annotations, capabilities) to the
 //! request, legacy and CDI, and its memory caps (env forms and the policy that resolves them):
-//! the whole spec parsed as the hook and the shim parse it.
+//! the whole spec parsed as the hook and the shim parse it, with one fixed permissive policy.
+//! `request_plan` fuzzes the policy too and follows the request to the plan.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -14,8 +15,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let facts = ContainerFacts::from_spec(&spec);
-    let mut config = Config::default();
-    config.accept_nvidia_visible_devices_as_volume_mounts = true;
+    let config = Config {
+        accept_nvidia_visible_devices_as_volume_mounts: true,
+        ..Config::default()
+    };
     let policy = RequestPolicy::from(&config);
     let _ = container_request(&facts, &policy);
     let prefixes = ["cdi.k8s.io/".to_string()];
@@ -30,6 +33,10 @@ fuzz_target!(|data: &[u8]| {
             memory_bytes: Some(4 << 30),
             compute_percent: Some(50),
         };
-        let _ = gpuhook::memcap::policy::resolve(&memory, &gpuhook::memcap::policy(&config.memory, bounds), &gpus);
+        let _ = gpuhook::memcap::policy::resolve(
+            &memory,
+            &gpuhook::memcap::policy(&config.memory, bounds),
+            &gpus,
+        );
     }
 });

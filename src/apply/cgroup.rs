@@ -4,7 +4,7 @@
 //! cgroup v2: device access is decided by eBPF programs attached to the container's cgroup,
 //! all of which must allow; see [`super::bpf`].
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::{bpf, ApplyError};
 use crate::container::ContainerHandle;
@@ -28,11 +28,16 @@ pub fn parse_proc_cgroup(text: &str, cgroup_root: &Path) -> Option<DeviceCgroup>
     let mut unified = None;
     for group in groups {
         let relative = group.pathname.trim_start_matches('/');
+        // The kernel writes this file, but a path that climbs (`..`: a cgroup outside the
+        // reader's cgroup namespace) must not lead the rule writes out of the cgroup root.
+        let stays = Path::new(relative)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         if group.controllers.iter().any(|c| c == "devices") {
-            return Some(DeviceCgroup::V1(cgroup_root.join("devices").join(relative)));
+            return stays.then(|| DeviceCgroup::V1(cgroup_root.join("devices").join(relative)));
         }
         if group.hierarchy == 0 && group.controllers.is_empty() {
-            unified = Some(DeviceCgroup::V2(cgroup_root.join(relative)));
+            unified = stays.then(|| DeviceCgroup::V2(cgroup_root.join(relative)));
         }
     }
     unified
@@ -104,6 +109,20 @@ mod tests {
         assert_eq!(
             parse_proc_cgroup("garbage\n3:cpu:/x\n", Path::new("/c")),
             None
+        );
+    }
+
+    #[test]
+    fn a_path_climbing_out_of_the_cgroup_root_is_not_used() {
+        let root = Path::new("/sys/fs/cgroup");
+        assert_eq!(
+            parse_proc_cgroup("5:devices:/../../etc\n0::/ok\n", root),
+            None
+        );
+        assert_eq!(parse_proc_cgroup("0::/a/../../x\n", root), None);
+        assert_eq!(
+            parse_proc_cgroup("0::/../x\n0::/ok\n", root),
+            Some(DeviceCgroup::V2(root.join("ok")))
         );
     }
 }

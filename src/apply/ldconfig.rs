@@ -75,7 +75,7 @@ impl HostLdconfig {
             message: format!("cannot read {}: {e}", path.display()),
         })?;
         head.truncate(n);
-        if !is_static_elf(&head) {
+        if !crate::elf::is_static_elf(&head) {
             return Err(ApplyError::Ldconfig {
                 message: format!(
                     "{} is not a static executable; it would run the container's own loader or shell as root: set hook.ldconfig to a static ldconfig",
@@ -255,56 +255,4 @@ fn directory_names(rootfs: &Rootfs, inner: &Path) -> Result<Vec<String>, ApplyEr
         .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
         .filter(|n| n != "." && n != "..")
         .collect())
-}
-
-pub fn is_static_elf(head: &[u8]) -> bool {
-    const PT_INTERP: u32 = 3;
-    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
-        return false; // not a little-endian 64-bit ELF
-    }
-    let u16_at = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]) as usize;
-    let u64_at = |at: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&head[at..at + 8]);
-        u64::from_le_bytes(b) as usize
-    };
-    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
-    if phentsize < 4 {
-        return false;
-    }
-    for i in 0..phnum {
-        let Some(at) = i.checked_mul(phentsize).and_then(|x| x.checked_add(phoff)) else {
-            return false;
-        };
-        let Some(entry) = head.get(at..at + 4) else {
-            return false;
-        };
-        if u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]) == PT_INTERP {
-            return false;
-        }
-    }
-    true
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(path: &str) -> Vec<u8> {
-        let mut head = vec![0u8; 4096];
-        let n = File::open(path).unwrap().read(&mut head).unwrap();
-        head.truncate(n);
-        head
-    }
-
-    #[test]
-    fn static_and_dynamic_executables_are_told_apart() {
-        assert!(
-            is_static_elf(&head("/sbin/ldconfig")),
-            "Debian's ldconfig is static"
-        );
-        assert!(!is_static_elf(&head("/bin/sh")), "a dynamic executable");
-        assert!(!is_static_elf(b"#!/bin/sh\nexec ldconfig.real \"$@\"\n"));
-        assert!(!is_static_elf(&[]));
-    }
 }

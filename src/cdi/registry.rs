@@ -3,9 +3,11 @@
 //! later directory has priority over an earlier one (`/var/run/cdi` over `/etc/cdi`) for the
 //! same device, and a spec file that cannot be read is reported, not fatal to the others.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::spec::{ContainerEdits, Spec};
+use super::spec::{ContainerEdits, Device, Spec};
+use crate::request::first_seen::FirstSeen;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CdiError {
@@ -62,41 +64,39 @@ impl Registry {
 
     /// Every qualified device name offered, in spec order.
     pub fn device_names(&self) -> Vec<String> {
-        let mut names = Vec::new();
+        let mut names = FirstSeen::new();
         for (_, spec) in &self.specs {
             for device in &spec.devices {
-                let name = format!("{}={}", spec.kind, device.name);
-                if !names.contains(&name) {
-                    names.push(name);
-                }
+                names.insert(format!("{}={}", spec.kind, device.name));
             }
         }
-        names
+        names.into_vec()
     }
 
     /// The edits for `names`: for each device, its spec's shared edits (once per spec) and
-    /// the device's own.
+    /// the device's own. The names come from the tenant: one lookup each in an index of the
+    /// offered devices, so the cost is linear in both.
     pub fn resolve(&self, names: &[String]) -> Result<Vec<ContainerEdits>, CdiError> {
+        // (kind, name) -> (spec index, device). Specs in reverse, first insertion kept: a
+        // later spec wins, and within a spec its first device of that name.
+        let mut offered: HashMap<(&str, &str), (usize, &Device)> = HashMap::new();
+        for (i, (_, spec)) in self.specs.iter().enumerate().rev() {
+            for device in &spec.devices {
+                offered
+                    .entry((spec.kind.as_str(), device.name.as_str()))
+                    .or_insert((i, device));
+            }
+        }
         let mut edits = Vec::new();
-        let mut specs_used: Vec<usize> = Vec::new();
+        let mut specs_used = HashSet::new();
         for name in names {
-            let found = name.split_once('=').and_then(|(kind, device)| {
-                self.specs
-                    .iter()
-                    .enumerate()
-                    .rev()
-                    .find_map(|(i, (_, spec))| {
-                        (spec.kind == kind)
-                            .then(|| spec.devices.iter().find(|d| d.name == device))
-                            .flatten()
-                            .map(|d| (i, d))
-                    })
-            });
-            let Some((spec_index, device)) = found else {
+            let found = name
+                .split_once('=')
+                .and_then(|(kind, device)| offered.get(&(kind, device)));
+            let Some(&(spec_index, device)) = found else {
                 return Err(self.unknown(name));
             };
-            if !specs_used.contains(&spec_index) {
-                specs_used.push(spec_index);
+            if specs_used.insert(spec_index) {
                 edits.push(self.specs[spec_index].1.container_edits.clone());
             }
             edits.push(device.container_edits.clone());
@@ -152,7 +152,7 @@ pub fn read_spec(path: &Path) -> Result<Spec, CdiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cdi::spec::{Device, DeviceNode};
+    use crate::cdi::spec::DeviceNode;
 
     fn spec(kind: &str, names: &[&str], shared_env: &str) -> Spec {
         Spec {
@@ -237,5 +237,54 @@ mod tests {
         );
         assert!(text.contains("they offer nvidia.com/gpu=0"), "{text}");
         assert!(text.contains("gpuhook cdi generate"), "{text}");
+    }
+
+    #[test]
+    fn resolution_takes_the_latest_spec_and_each_spec_shared_edits_once() {
+        // Two specs of one kind offer device 1 (the later wins); one spec lists a name twice
+        // (its first entry counts); many names of one spec bring its shared edits once.
+        let names: Vec<String> = (0..2000).map(|i| i.to_string()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut early = spec("nvidia.com/gpu", &names, "FROM=early");
+        early.devices.push(early.devices[5].clone());
+        early.devices.last_mut().unwrap().container_edits.env = vec!["SECOND=1".into()];
+        let late = spec("nvidia.com/gpu", &["1"], "FROM=late");
+        let registry = Registry {
+            specs: vec![("a.json".into(), early), ("b.json".into(), late)],
+            ..Default::default()
+        };
+        let wanted: Vec<String> = (0..2000)
+            .rev()
+            .map(|i| format!("nvidia.com/gpu={i}"))
+            .collect();
+        let edits = registry.resolve(&wanted).unwrap();
+        // 2000 devices, the early spec's shared edits once, the late spec's once.
+        assert_eq!(edits.len(), 2002);
+        assert_eq!(
+            edits[0].env,
+            ["FROM=early"],
+            "shared edits before its first device"
+        );
+        let device_paths: Vec<String> = edits
+            .iter()
+            .flat_map(|e| &e.device_nodes)
+            .map(|n| n.path.display().to_string())
+            .collect();
+        assert_eq!(device_paths.len(), 2000);
+        assert_eq!(device_paths[0], "/dev/nvidia1999");
+        let late_at = edits.iter().position(|e| e.env == ["FROM=late"]).unwrap();
+        assert_eq!(
+            edits[late_at + 1].device_nodes[0].path,
+            PathBuf::from("/dev/nvidia1")
+        );
+        assert!(
+            edits.iter().all(|e| e.env != ["SECOND=1"]),
+            "first entry of a name"
+        );
+        assert!(matches!(
+            registry.resolve(&["nvidia.com/gpu=2000".into()]),
+            Err(CdiError::UnknownDevice { .. })
+        ));
+        assert!(registry.resolve(&["no-equals-sign".into()]).is_err());
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 
+use super::cuda_compat::newest_libcuda_version;
 use super::resolve_in_root;
 use crate::plan::{ContainerLayout, CudaCompat};
 
@@ -26,23 +27,12 @@ pub fn read(
     if !cuda_compat_dir.as_os_str().is_empty() {
         let names = file_names(rootfs, cuda_compat_dir);
         layout.cuda_compat =
-            newest_libcuda(names.iter().map(String::as_str)).map(|version| CudaCompat {
+            newest_libcuda_version(names.iter().map(String::as_str)).map(|version| CudaCompat {
                 dir: cuda_compat_dir.to_path_buf(),
-                version,
+                version: version.to_string(),
             });
     }
     layout
-}
-
-/// The version of the newest `libcuda.so.<version>` among `names` (at least `major.minor`).
-pub fn newest_libcuda<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    names
-        .into_iter()
-        .filter_map(|name| name.strip_prefix("libcuda.so."))
-        .filter_map(|v| crate::request::parse_version(v).map(|parsed| (parsed, v)))
-        .filter(|(parsed, _)| parsed.len() >= 2)
-        .max_by(|a, b| crate::request::compare_versions(&a.0, &b.0))
-        .map(|(_, version)| version.to_string())
 }
 
 /// The names in directory `inner`; empty when it is not a readable directory.

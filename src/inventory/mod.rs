@@ -4,6 +4,7 @@
 //! request's requirements need what only they know, or (NVML) when it names MIG devices.
 
 pub mod container_layout;
+pub mod cuda_compat;
 mod gpus;
 pub mod ldcache;
 pub mod mig;

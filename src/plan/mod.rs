@@ -215,16 +215,17 @@ fn device_nodes<'a>(
             })?;
         devices.push(node);
     }
-    // `none` gets the driver's files but no device at all: without nvidiactl no GPU opens.
-    // The others come with their capability (see `catalog::control_device_capability`).
+    // `none` gets the driver's files but no device at all: without nvidiactl no GPU opens,
+    // and no IMEX channel node either. The others come with their capability (see
+    // `catalog::control_device_capability`).
     if request.devices != VisibleDevices::NoGpu {
         devices.extend(inventory.control_devices.iter().filter(|d| {
             let name = d.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             catalog::control_device_capability(name)
                 .map_or(true, |c| request.capabilities.contains(&c))
         }));
+        devices.extend(imex_channels(request, inventory)?);
     }
-    devices.extend(imex_channels(request, inventory)?);
     devices.extend(mig_nodes.iter());
     Ok(devices)
 }

@@ -1,5 +1,7 @@
 //! Which of the host's GPUs and MIG devices a device list names.
 
+use std::collections::HashSet;
+
 use crate::inventory::mig::MigDevice;
 use crate::inventory::{Gpu, Inventory, UnusableGpu};
 use crate::request::{DeviceSelector, VisibleDevices};
@@ -66,6 +68,10 @@ pub fn select<'a>(
         VisibleDevices::List(selectors) => selectors,
     };
     let mut selected = Selection::default();
+    // Indices already given, so a long list with repeats (`0,GPU-5e1f,0:1,MIG-...`) stays
+    // linear in its length.
+    let mut whole_seen = HashSet::new();
+    let mut mig_seen = HashSet::new();
     for selector in selectors {
         refuse_unusable(selector, inventory)?;
         let gpu = match selector {
@@ -77,17 +83,17 @@ pub fn select<'a>(
             DeviceSelector::MigIndex { gpu, mig: index } => {
                 let mig_inventory = mig::enumerated(inventory.mig.as_ref(), selector)?;
                 let found = mig::by_index(*gpu, *index, inventory, mig_inventory)?;
-                add_mig(&mut selected, found);
+                add_mig(&mut selected, &mut mig_seen, found);
                 continue;
             }
             DeviceSelector::MigUuid(uuid) => {
                 let mig_inventory = mig::enumerated(inventory.mig.as_ref(), selector)?;
                 let found = mig::by_uuid(uuid, gpus, mig_inventory)?;
-                add_mig(&mut selected, found);
+                add_mig(&mut selected, &mut mig_seen, found);
                 continue;
             }
         };
-        if !selected.gpus.iter().any(|g| g.index == gpu.index) {
+        if whole_seen.insert(gpu.index) {
             selected.gpus.push(gpu);
         }
     }
@@ -137,12 +143,12 @@ pub fn within_declared<'a>(
 }
 
 /// `0:1` and its UUID name the same device: it is given once.
-fn add_mig<'a>(selected: &mut Selection<'a>, found: (&'a Gpu, &'a MigDevice)) {
-    if !selected
-        .mig
-        .iter()
-        .any(|(g, d)| g.index == found.0.index && d.index == found.1.index)
-    {
+fn add_mig<'a>(
+    selected: &mut Selection<'a>,
+    seen: &mut HashSet<(u32, u32)>,
+    found: (&'a Gpu, &'a MigDevice),
+) {
+    if seen.insert((found.0.index, found.1.index)) {
         selected.mig.push(found);
     }
 }

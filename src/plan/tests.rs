@@ -294,6 +294,19 @@ fn none_gives_driver_files_but_no_device() {
     assert!(plan.proc_driver.gpus.is_empty());
     assert!(targets(&plan, MountKind::File)
         .contains(&"/usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04".to_string()));
+    // Not even the IMEX channels asked for (found by the request_plan fuzz target).
+    for imex in ["all", "0,1", "7"] {
+        let env = [
+            "NVIDIA_VISIBLE_DEVICES=none".to_string(),
+            format!("NVIDIA_IMEX_CHANNELS={imex}"),
+        ];
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let plan = plan_for(&env).unwrap();
+        assert!(
+            plan.devices.is_empty() && plan.device_rules.is_empty(),
+            "{imex}"
+        );
+    }
 }
 
 #[test]

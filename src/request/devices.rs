@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::first_seen::FirstSeen;
 use super::RequestError;
 
 /// One entry of a device list.
@@ -54,7 +55,8 @@ impl VisibleDevices {
 }
 
 /// Parses one value of `NVIDIA_VISIBLE_DEVICES`. `Ok(None)` means "nothing at all" (`void`,
-/// empty, a list containing `void`); the caller decides what unset means.
+/// empty, a list containing `void`); the caller decides what unset means. Repeats are dropped,
+/// the first appearance keeps its place; linear in the value's length.
 pub fn parse_visible_devices(value: &str) -> Result<Option<VisibleDevices>, RequestError> {
     let trimmed = value.trim();
     match trimmed {
@@ -69,20 +71,18 @@ pub fn parse_visible_devices(value: &str) -> Result<Option<VisibleDevices>, Requ
     if items().any(|item| item == "void") {
         return Ok(None);
     }
-    let mut selectors: Vec<DeviceSelector> = Vec::new();
+    let mut selectors = FirstSeen::new();
     for item in items() {
         let selector = parse_selector(item).ok_or_else(|| RequestError::Devices {
             value: value.to_string(),
             item: item.to_string(),
         })?;
-        if !selectors.contains(&selector) {
-            selectors.push(selector);
-        }
+        selectors.insert(selector);
     }
     if selectors.is_empty() {
         return Ok(None);
     }
-    Ok(Some(VisibleDevices::List(selectors)))
+    Ok(Some(VisibleDevices::List(selectors.into_vec())))
 }
 
 /// Combines the devices named by several volume mounts (each names one device, or `all`).
@@ -186,6 +186,30 @@ mod tests {
         assert_eq!(
             list("MIG-ab12-cd34,1"),
             vec![MigUuid("MIG-ab12-cd34".into()), Index(1)]
+        );
+    }
+
+    #[test]
+    fn long_lists_keep_first_appearance_order_without_repeats() {
+        // Distinct indices in a shuffled order, then every one again, then a UUID twice.
+        let distinct: Vec<u32> = (0..5000).map(|i| (i * 7919) % 5000).collect();
+        let mut value: Vec<String> = distinct.iter().map(u32::to_string).collect();
+        value.extend(distinct.iter().rev().map(u32::to_string));
+        value.extend([
+            "GPU-5e1f".to_string(),
+            "0:1".into(),
+            "GPU-5e1f".into(),
+            "0:1".into(),
+        ]);
+        let parsed = list(&value.join(","));
+        let mut expected: Vec<DeviceSelector> = distinct.into_iter().map(Index).collect();
+        expected.extend([Uuid("GPU-5e1f".into()), MigIndex { gpu: 0, mig: 1 }]);
+        assert_eq!(parsed, expected);
+        // The same through the volume-mount channel.
+        let names: Vec<String> = ["2", "0", "2", "1", "0"].map(String::from).to_vec();
+        assert_eq!(
+            from_volume_mount_names(&names).unwrap(),
+            Some(VisibleDevices::List(vec![Index(2), Index(0), Index(1)]))
         );
     }
 

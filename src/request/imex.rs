@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::first_seen::FirstSeen;
 use super::{RequestError, VOLUME_MOUNT_DIR};
 
 pub const IMEX_CHANNELS_ENV: &str = "NVIDIA_IMEX_CHANNELS";
@@ -15,7 +16,8 @@ pub enum ImexChannels {
     List(Vec<u32>),
 }
 
-/// Parses the variable's value; empty, `none` and `void` ask for nothing.
+/// Parses the variable's value; empty, `none` and `void` ask for nothing. Repeats are
+/// dropped, the first appearance keeps its place.
 pub fn parse(value: &str) -> Result<ImexChannels, RequestError> {
     let value = value.trim();
     match value {
@@ -23,7 +25,7 @@ pub fn parse(value: &str) -> Result<ImexChannels, RequestError> {
         "all" => return Ok(ImexChannels::All),
         _ => {}
     }
-    let mut channels = Vec::new();
+    let mut channels = FirstSeen::new();
     for item in value.split(',').map(str::trim) {
         let channel = item
             .parse::<u32>()
@@ -33,11 +35,9 @@ pub fn parse(value: &str) -> Result<ImexChannels, RequestError> {
                 value: value.to_string(),
                 item: item.to_string(),
             })?;
-        if !channels.contains(&channel) {
-            channels.push(channel);
-        }
+        channels.insert(channel);
     }
-    Ok(ImexChannels::List(channels))
+    Ok(ImexChannels::List(channels.into_vec()))
 }
 
 /// `<VOLUME_MOUNT_DIR>/imex/<n>` gives channel `n`.

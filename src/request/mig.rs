@@ -4,6 +4,7 @@
 //! privileged containers may ask.
 
 use super::{ContainerFacts, RequestError};
+use crate::limits::RequestLimits;
 
 pub const MIG_CONFIG_ENV: &str = "NVIDIA_MIG_CONFIG_DEVICES";
 pub const MIG_MONITOR_ENV: &str = "NVIDIA_MIG_MONITOR_DEVICES";
@@ -25,15 +26,18 @@ impl MigAccess {
 
 /// Reads both variables. `all` asks; unset, empty, `void` and `none` do not; anything else is
 /// an error, and so is asking from a container without `CAP_SYS_ADMIN`.
-pub fn parse_mig_access(facts: &ContainerFacts) -> Result<MigAccess, RequestError> {
+pub fn parse_mig_access(
+    facts: &ContainerFacts,
+    limits: &RequestLimits,
+) -> Result<MigAccess, RequestError> {
     Ok(MigAccess {
-        config: wants(facts, MIG_CONFIG_ENV)?,
-        monitor: wants(facts, MIG_MONITOR_ENV)?,
+        config: wants(facts, MIG_CONFIG_ENV, limits)?,
+        monitor: wants(facts, MIG_MONITOR_ENV, limits)?,
     })
 }
 
-fn wants(facts: &ContainerFacts, name: &str) -> Result<bool, RequestError> {
-    let Some(value) = facts.get(name) else {
+fn wants(facts: &ContainerFacts, name: &str, limits: &RequestLimits) -> Result<bool, RequestError> {
+    let Some(value) = facts.bounded(name, limits)? else {
         return Ok(false);
     };
     match value.trim() {
@@ -55,6 +59,8 @@ fn wants(facts: &ContainerFacts, name: &str) -> Result<bool, RequestError> {
 mod tests {
     use super::*;
 
+    const LIMITS: RequestLimits = RequestLimits::DEFAULT;
+
     fn facts(env: &[(&str, &str)], privileged: bool) -> ContainerFacts {
         ContainerFacts {
             env: env
@@ -69,12 +75,12 @@ mod tests {
     #[test]
     fn unset_and_empty_ask_for_nothing() {
         assert_eq!(
-            parse_mig_access(&facts(&[], false)).unwrap(),
+            parse_mig_access(&facts(&[], false), &LIMITS).unwrap(),
             MigAccess::default()
         );
         for value in ["", " ", "void", "none"] {
             let f = facts(&[(MIG_CONFIG_ENV, value), (MIG_MONITOR_ENV, value)], false);
-            assert!(!parse_mig_access(&f).unwrap().any(), "{value:?}");
+            assert!(!parse_mig_access(&f, &LIMITS).unwrap().any(), "{value:?}");
         }
     }
 
@@ -82,16 +88,17 @@ mod tests {
     fn all_is_for_privileged_containers_only() {
         let env = [(MIG_CONFIG_ENV, "all"), (MIG_MONITOR_ENV, "all")];
         assert_eq!(
-            parse_mig_access(&facts(&env, true)).unwrap(),
+            parse_mig_access(&facts(&env, true), &LIMITS).unwrap(),
             MigAccess {
                 config: true,
                 monitor: true
             }
         );
-        let monitor_only = parse_mig_access(&facts(&[(MIG_MONITOR_ENV, "all")], true)).unwrap();
+        let monitor_only =
+            parse_mig_access(&facts(&[(MIG_MONITOR_ENV, "all")], true), &LIMITS).unwrap();
         assert!(!monitor_only.config && monitor_only.monitor);
         for name in [MIG_CONFIG_ENV, MIG_MONITOR_ENV] {
-            let err = parse_mig_access(&facts(&[(name, "all")], false))
+            let err = parse_mig_access(&facts(&[(name, "all")], false), &LIMITS)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -104,7 +111,7 @@ mod tests {
     #[test]
     fn other_values_are_errors_naming_the_variable() {
         for value in ["0", "0,1", "ALL", "GPU-5e1f"] {
-            let err = parse_mig_access(&facts(&[(MIG_MONITOR_ENV, value)], true))
+            let err = parse_mig_access(&facts(&[(MIG_MONITOR_ENV, value)], true), &LIMITS)
                 .unwrap_err()
                 .to_string();
             assert!(

@@ -4,6 +4,7 @@
 mod capabilities;
 pub mod cdi;
 mod devices;
+pub(crate) mod first_seen;
 pub mod imex;
 pub mod memory;
 mod mig;
@@ -18,10 +19,11 @@ pub use capabilities::{parse_capabilities, DriverCapabilities, DriverCapability}
 pub use devices::{parse_visible_devices, DeviceSelector, VisibleDevices};
 pub use mig::{MigAccess, MIG_CONFIG_ENV, MIG_MONITOR_ENV};
 pub use requirements::{
-    compare_versions, parse_version, Condition, HostFacts, Requirement, RequirementKey,
+    compare_versions, parse_version, Condition, HostFacts, Operator, Requirement, RequirementKey,
 };
 
 use crate::config::Config;
+use crate::limits::{self, LimitError, RequestLimits};
 
 pub const VISIBLE_DEVICES_ENV: &str = "NVIDIA_VISIBLE_DEVICES";
 pub const DRIVER_CAPABILITIES_ENV: &str = "NVIDIA_DRIVER_CAPABILITIES";
@@ -54,6 +56,8 @@ pub enum RequestError {
     MigUnprivileged { name: String },
     #[error("{name}={value:?}: only `all` is supported (the MIG capabilities are host-wide)")]
     MigAccess { name: String, value: String },
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 /// What the operator allows containers to ask for (from the config).
@@ -63,6 +67,8 @@ pub struct RequestPolicy {
     pub accept_env_when_unprivileged: bool,
     pub accept_volume_mounts: bool,
     pub disable_require: bool,
+    /// Bounds on env values and list lengths ([`RequestLimits::DEFAULT`] from a config).
+    pub limits: RequestLimits,
 }
 
 impl From<&Config> for RequestPolicy {
@@ -73,6 +79,7 @@ impl From<&Config> for RequestPolicy {
                 .accept_nvidia_visible_devices_envvar_when_unprivileged,
             accept_volume_mounts: config.accept_nvidia_visible_devices_as_volume_mounts,
             disable_require: config.disable_require,
+            limits: RequestLimits::DEFAULT,
         }
     }
 }
@@ -179,6 +186,12 @@ impl ContainerFacts {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.env.get(key).map(String::as_str)
     }
+
+    /// [`get`](Self::get) for a value the request parses: one over `limits.env_value_bytes`
+    /// is an error naming the variable.
+    pub fn bounded(&self, key: &str, limits: &RequestLimits) -> Result<Option<&str>, LimitError> {
+        self.get(key).map(|v| limits.env_value(key, v)).transpose()
+    }
 }
 
 /// `linux.devices` entries of type `c` (character devices) with numbers that fit.
@@ -222,39 +235,38 @@ fn volume_mount_device(destination: &Path) -> Option<String> {
 }
 
 /// Reads the container's request. `Ok(None)`: the container asks for nothing and must be left
-/// untouched.
+/// untouched. Every value it parses is first held to `policy.limits`.
 pub fn container_request(
     facts: &ContainerFacts,
     policy: &RequestPolicy,
 ) -> Result<Option<ContainerRequest>, RequestError> {
+    let limits = &policy.limits;
     let legacy_image = is_legacy_image(facts);
     let Some(devices) = requested_devices(facts, policy, legacy_image)? else {
         return Ok(None);
     };
-    let capabilities = match facts.get(DRIVER_CAPABILITIES_ENV) {
+    let capabilities_value = facts.bounded(DRIVER_CAPABILITIES_ENV, limits)?;
+    if let Some(value) = capabilities_value {
+        limits.list(DRIVER_CAPABILITIES_ENV, value, limits.capability_entries)?;
+    }
+    let capabilities = match capabilities_value {
         // The incumbent gives a legacy image that names no capability all it supports: such
         // images predate the variable and expected the whole driver.
         None if legacy_image => policy.supported_capabilities.iter().copied().collect(),
         value => parse_capabilities(value, &policy.supported_capabilities)?,
     };
-    let requirements = if policy.disable_require || is_true(facts.get(DISABLE_REQUIRE_ENV)) {
+    let disabled = is_true(facts.bounded(DISABLE_REQUIRE_ENV, limits)?);
+    let requirements = if policy.disable_require || disabled {
         Vec::new()
     } else {
-        requirements(facts, legacy_image)?
+        requirements(facts, legacy_image, limits)?
     };
-    let imex_channels =
-        if policy.accept_volume_mounts && !facts.imex_volume_mount_channels.is_empty() {
-            imex::parse(&facts.imex_volume_mount_channels.join(","))?
-        } else if facts.privileged || policy.accept_env_when_unprivileged {
-            imex::parse(facts.get(imex::IMEX_CHANNELS_ENV).unwrap_or(""))?
-        } else {
-            imex::ImexChannels::None
-        };
+    let imex_channels = imex_channels(facts, policy)?;
     let mps_pipe_directory = facts
-        .get(MPS_PIPE_ENV)
+        .bounded(MPS_PIPE_ENV, limits)?
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_absolute());
-    let mig_access = mig::parse_mig_access(facts)?;
+    let mig_access = mig::parse_mig_access(facts, limits)?;
     Ok(Some(ContainerRequest {
         devices,
         capabilities,
@@ -278,13 +290,16 @@ fn requested_devices(
     policy: &RequestPolicy,
     legacy_image: bool,
 ) -> Result<Option<VisibleDevices>, RequestError> {
+    let limits = &policy.limits;
     if policy.accept_volume_mounts && !facts.volume_mount_devices.is_empty() {
+        let mounts = facts.volume_mount_devices.len();
+        limits::check(VOLUME_MOUNTS, mounts, limits.device_entries, "mounts")?;
         return devices::from_volume_mount_names(&facts.volume_mount_devices);
     }
     if !facts.privileged && !policy.accept_env_when_unprivileged {
         return Ok(None);
     }
-    match facts.get(VISIBLE_DEVICES_ENV) {
+    match facts.bounded(VISIBLE_DEVICES_ENV, limits)? {
         // Not a device list: say what the setting is instead of "not a GPU index".
         Some(value) if Path::new(value.trim()) == Path::new(VOLUME_MOUNT_DIR) => {
             Err(RequestError::VolumeMountStrategy {
@@ -295,24 +310,54 @@ fn requested_devices(
                 },
             })
         }
-        Some(value) => parse_visible_devices(value),
+        Some(value) => {
+            limits.list(VISIBLE_DEVICES_ENV, value, limits.device_entries)?;
+            parse_visible_devices(value)
+        }
         None if legacy_image => Ok(Some(VisibleDevices::All)),
         None => Ok(None),
     }
 }
 
+/// What the limits call the volume-mount request channel.
+const VOLUME_MOUNTS: &str = "the list of volume mounts at /var/run/nvidia-container-devices/";
+
+fn imex_channels(
+    facts: &ContainerFacts,
+    policy: &RequestPolicy,
+) -> Result<imex::ImexChannels, RequestError> {
+    let limits = &policy.limits;
+    let mounted = &facts.imex_volume_mount_channels;
+    if policy.accept_volume_mounts && !mounted.is_empty() {
+        limits::check(VOLUME_MOUNTS, mounted.len(), limits.imex_entries, "mounts")?;
+        return imex::parse(&mounted.join(","));
+    }
+    if !facts.privileged && !policy.accept_env_when_unprivileged {
+        return Ok(imex::ImexChannels::None);
+    }
+    let value = facts
+        .bounded(imex::IMEX_CHANNELS_ENV, limits)?
+        .unwrap_or("");
+    limits.list(imex::IMEX_CHANNELS_ENV, value, limits.imex_entries)?;
+    imex::parse(value)
+}
+
 fn requirements(
     facts: &ContainerFacts,
     legacy_image: bool,
+    limits: &RequestLimits,
 ) -> Result<Vec<Requirement>, RequestError> {
-    let mut requirements = facts
+    let mut requirements = Vec::new();
+    for (name, text) in facts
         .env
         .iter()
         .filter(|(k, _)| k.starts_with(REQUIRE_PREFIX))
-        .map(|(k, v)| Requirement::parse(k, v))
-        .collect::<Result<Vec<_>, _>>()?;
+    {
+        limits.requirement(name, text)?;
+        requirements.push(Requirement::parse(name, text)?);
+    }
     if legacy_image {
-        if let Some(version) = facts.get(CUDA_VERSION_ENV) {
+        if let Some(version) = facts.bounded(CUDA_VERSION_ENV, limits)? {
             requirements.push(requirements::legacy_cuda_requirement(version)?);
         }
     }

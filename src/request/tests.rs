@@ -302,3 +302,150 @@ fn the_volume_mount_directory_in_the_env_names_the_setting() {
     let err = container_request(&no_mount, &accepting).unwrap_err();
     assert!(err.to_string().contains("none is mounted there"), "{err}");
 }
+
+fn request_error(env: &[String], policy: &RequestPolicy) -> String {
+    let env: Vec<&str> = env.iter().map(String::as_str).collect();
+    container_request(&facts(&env), policy)
+        .expect_err("over a limit")
+        .to_string()
+}
+
+fn numbers(n: usize) -> String {
+    (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn device_lists_at_the_limit_work_and_one_entry_more_is_refused() {
+    let limit = RequestLimits::DEFAULT.device_entries;
+    let r = request(&[&format!("NVIDIA_VISIBLE_DEVICES={}", numbers(limit))]).unwrap();
+    let indices: Vec<DeviceSelector> = (0..limit as u32).map(DeviceSelector::Index).collect();
+    assert_eq!(r.devices, VisibleDevices::List(indices));
+    let env = [format!("NVIDIA_VISIBLE_DEVICES={}", numbers(limit + 1))];
+    assert_eq!(
+        request_error(&env, &policy()),
+        "NVIDIA_VISIBLE_DEVICES is 1025 entries long, over gpuhook's limit of 1024"
+    );
+    // The volume-mount channel counts mounts.
+    let mounts = |n: usize| {
+        let list: Vec<serde_json::Value> = (0..n)
+            .map(|i| serde_json::json!({"destination": format!("{VOLUME_MOUNT_DIR}/{i}"), "source": "/dev/null"}))
+            .collect();
+        serde_json::Value::from(list)
+    };
+    let config = Config {
+        accept_nvidia_visible_devices_as_volume_mounts: true,
+        ..Config::default()
+    };
+    let volume = RequestPolicy::from(&config);
+    let f = spec_with_mounts(&[], mounts(limit), false);
+    let r = container_request(&f, &volume).unwrap().unwrap();
+    assert!(matches!(r.devices, VisibleDevices::List(l) if l.len() == limit));
+    let f = spec_with_mounts(&[], mounts(limit + 1), false);
+    let err = container_request(&f, &volume).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "the list of volume mounts at /var/run/nvidia-container-devices/ is 1025 mounts long, \
+         over gpuhook's limit of 1024"
+    );
+}
+
+#[test]
+fn env_values_at_the_byte_limit_work_and_one_byte_more_is_refused() {
+    let limit = RequestLimits::DEFAULT.env_value_bytes;
+    // `0` padded with spaces, which the parser trims, to exactly `bytes`.
+    let padded = |bytes: usize| format!("0{}", " ".repeat(bytes - 1));
+    let r = request(&[&format!("NVIDIA_VISIBLE_DEVICES={}", padded(limit))]).unwrap();
+    assert_eq!(
+        r.devices,
+        VisibleDevices::List(vec![DeviceSelector::Index(0)])
+    );
+    let env = [format!("NVIDIA_VISIBLE_DEVICES={}", padded(limit + 1))];
+    assert_eq!(
+        request_error(&env, &policy()),
+        "NVIDIA_VISIBLE_DEVICES is 131073 bytes long, over gpuhook's limit of 131072"
+    );
+    // Every other variable the request reads.
+    for name in [
+        DRIVER_CAPABILITIES_ENV,
+        DISABLE_REQUIRE_ENV,
+        "NVIDIA_REQUIRE_CUDA",
+        CUDA_VERSION_ENV,
+        imex::IMEX_CHANNELS_ENV,
+        "CUDA_MPS_PIPE_DIRECTORY",
+        MIG_CONFIG_ENV,
+        MIG_MONITOR_ENV,
+    ] {
+        let env = [
+            "NVIDIA_VISIBLE_DEVICES=0".to_string(),
+            format!("{name}={}", " ".repeat(limit + 1)),
+        ];
+        let err = request_error(&env, &policy());
+        assert_eq!(
+            err,
+            format!("{name} is 131073 bytes long, over gpuhook's limit of 131072")
+        );
+    }
+    // A value the request ignores is not measured: an unprivileged container's env under the
+    // strict setting asks for nothing, whatever its size.
+    let config = Config {
+        accept_nvidia_visible_devices_envvar_when_unprivileged: false,
+        ..Config::default()
+    };
+    let huge = format!("NVIDIA_VISIBLE_DEVICES={}", padded(limit * 4));
+    let f = spec_with_mounts(&[&huge], serde_json::json!([]), false);
+    assert_eq!(
+        container_request(&f, &RequestPolicy::from(&config)).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn capability_imex_and_requirement_lists_have_limits() {
+    let limits = RequestLimits::DEFAULT;
+    let gpu = "NVIDIA_VISIBLE_DEVICES=0".to_string();
+    let caps = |n: usize| {
+        format!(
+            "NVIDIA_DRIVER_CAPABILITIES={}",
+            vec!["compute"; n].join(",")
+        )
+    };
+    let ok = request(&[&gpu, &caps(limits.capability_entries)]).unwrap();
+    assert_eq!(ok.capabilities.len(), 1);
+    assert_eq!(
+        request_error(
+            &[gpu.clone(), caps(limits.capability_entries + 1)],
+            &policy()
+        ),
+        "NVIDIA_DRIVER_CAPABILITIES is 65 entries long, over gpuhook's limit of 64"
+    );
+    let imex = |n: usize| format!("NVIDIA_IMEX_CHANNELS={}", vec!["3"; n].join(","));
+    let ok = request(&[&gpu, &imex(limits.imex_entries)]).unwrap();
+    assert_eq!(ok.imex_channels, imex::ImexChannels::List(vec![3]));
+    assert_eq!(
+        request_error(&[gpu.clone(), imex(limits.imex_entries + 1)], &policy()),
+        "NVIDIA_IMEX_CHANNELS is 4097 entries long, over gpuhook's limit of 4096"
+    );
+    let groups = |n: usize| format!("NVIDIA_REQUIRE_CUDA={}", vec!["cuda>=12.0"; n].join(" "));
+    let ok = request(&[&gpu, &groups(limits.requirement_groups)]).unwrap();
+    assert_eq!(ok.requirements[0].groups.len(), limits.requirement_groups);
+    assert_eq!(
+        request_error(
+            &[gpu.clone(), groups(limits.requirement_groups + 1)],
+            &policy()
+        ),
+        "NVIDIA_REQUIRE_CUDA is 1025 groups long, over gpuhook's limit of 1024"
+    );
+    let conditions = |n: usize| format!("NVIDIA_REQUIRE_X={}", vec!["driver>=1"; n].join(","));
+    let ok = request(&[&gpu, &conditions(limits.requirement_conditions)]).unwrap();
+    assert_eq!(
+        ok.requirements[0].groups[0].len(),
+        limits.requirement_conditions
+    );
+    assert_eq!(
+        request_error(
+            &[gpu, conditions(limits.requirement_conditions + 1)],
+            &policy()
+        ),
+        "a group of NVIDIA_REQUIRE_X is 65 conditions long, over gpuhook's limit of 64"
+    );
+}

@@ -3,11 +3,14 @@
 //! by name, env. Like `spec_edit`, it works on the JSON tree so every other field stays as it
 //! was; applying the same edits twice adds nothing.
 
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use serde_json::{json, Map, Value};
 
-use super::spec_edit::{array_entry, declare_device, object_entry, SpecDevice};
+use super::spec_edit::{
+    array_entry, declare_device, declared_devices, object_entry, strings_at, SpecDevice,
+};
 use crate::cdi::spec::{ContainerEdits, DeviceNode};
 
 /// What applying CDI edits changed.
@@ -19,28 +22,32 @@ pub struct CdiSummary {
 }
 
 /// Applies `edits` in order, then sets `NVIDIA_VISIBLE_DEVICES=void` so that a legacy hook
-/// (e.g. one `docker run --gpus` added) leaves the container alone.
+/// (e.g. one `docker run --gpus` added) leaves the container alone. The tenant's spec can be
+/// long: what it already declares is read once into sets, so each edit costs O(1) more.
 pub fn apply(spec: &mut Value, edits: &[ContainerEdits]) -> Result<CdiSummary, String> {
     let root = spec
         .as_object_mut()
         .ok_or("config.json is not a JSON object")?;
     let mut summary = CdiSummary::default();
+    let mut env: Vec<&str> = edits
+        .iter()
+        .flat_map(|e| &e.env)
+        .map(String::as_str)
+        .collect();
+    env.push("NVIDIA_VISIBLE_DEVICES=void");
+    set_env(root, &env)?;
+    let mut declared = declared_devices(root);
+    let mut destinations: HashSet<String> = strings_at(root.get("mounts"), "destination");
     for edit in edits {
-        for kv in &edit.env {
-            set_env(root, kv)?;
-        }
         for node in &edit.device_nodes {
-            if add_device(root, node)? {
+            if add_device(root, &mut declared, node)? {
                 summary.devices += 1;
             }
         }
         for mount in &edit.mounts {
             let destination = mount.container_path.to_string_lossy();
             let mounts = array_entry(root, "mounts")?;
-            if mounts
-                .iter()
-                .any(|m| m.get("destination").and_then(Value::as_str) == Some(&destination))
-            {
+            if !destinations.insert(destination.to_string()) {
                 continue;
             }
             mounts.push(json!({
@@ -59,6 +66,7 @@ pub fn apply(spec: &mut Value, edits: &[ContainerEdits]) -> Result<CdiSummary, S
             if !hook.env.is_empty() {
                 entry["env"] = json!(hook.env);
             }
+            // Linear in the tenant's hooks of that stage, times the admin's few hooks.
             let stage = array_entry(object_entry(root, "hooks")?, &hook.hook_name)?;
             if !stage.contains(&entry) {
                 stage.push(entry);
@@ -66,23 +74,34 @@ pub fn apply(spec: &mut Value, edits: &[ContainerEdits]) -> Result<CdiSummary, S
             }
         }
     }
-    set_env(root, "NVIDIA_VISIBLE_DEVICES=void")?;
     Ok(summary)
 }
 
-fn set_env(root: &mut Map<String, Value>, kv: &str) -> Result<(), String> {
-    let key = kv.split_once('=').map_or(kv, |(k, _)| k);
+/// Sets every `KEY=value` of `kvs` in `process.env`: earlier entries of those keys go, and of
+/// several values for one key the last wins, in the place of that last one (as setting them
+/// one by one would leave them). One pass over the tenant's env.
+fn set_env(root: &mut Map<String, Value>, kvs: &[&str]) -> Result<(), String> {
+    let key = |kv: &str| kv.split_once('=').map_or(kv, |(k, _)| k).to_string();
+    let last: HashMap<String, usize> = kvs.iter().enumerate().map(|(i, kv)| (key(kv), i)).collect();
     let env = array_entry(object_entry(root, "process")?, "env")?;
     env.retain(|e| match e.as_str() {
-        Some(s) => s.split_once('=').map_or(s, |(k, _)| k) != key,
+        Some(s) => !last.contains_key(&key(s)),
         None => true,
     });
-    env.push(json!(kv));
+    let kept = kvs
+        .iter()
+        .enumerate()
+        .filter(|(i, kv)| last[&key(kv)] == *i);
+    env.extend(kept.map(|(_, kv)| json!(kv)));
     Ok(())
 }
 
 /// Adds one node and its allow rule; false when the path was already declared.
-fn add_device(root: &mut Map<String, Value>, node: &DeviceNode) -> Result<bool, String> {
+fn add_device(
+    root: &mut Map<String, Value>,
+    declared: &mut HashSet<String>,
+    node: &DeviceNode,
+) -> Result<bool, String> {
     let (kind, major, minor) = device_numbers(node)?;
     let device = SpecDevice {
         path: &node.path.to_string_lossy(),
@@ -91,7 +110,7 @@ fn add_device(root: &mut Map<String, Value>, node: &DeviceNode) -> Result<bool, 
         minor,
         access: node.permissions.as_deref().unwrap_or("rwm"),
     };
-    declare_device(object_entry(root, "linux")?, &device)
+    declare_device(object_entry(root, "linux")?, declared, &device)
 }
 
 /// Type and numbers from the spec, else from the host node (`hostPath`, else `path`).
@@ -218,5 +237,43 @@ mod tests {
         e[1].device_nodes[0].host_path = Some("/nonexistent/nvidia9".into());
         let err = apply(&mut spec, &e).unwrap_err();
         assert!(err.contains("/nonexistent/nvidia9"), "{err}");
+    }
+
+    #[test]
+    fn env_edits_replace_the_tenants_and_the_last_value_of_a_key_wins() {
+        let tenant: Vec<Value> = (0..3000)
+            .map(|i| json!(format!("T{i}=x")))
+            .chain([json!(42), json!("FOO=tenant"), json!("BARE")])
+            .collect();
+        let mut spec = json!({"process": {"env": tenant}});
+        let edits = vec![
+            ContainerEdits {
+                env: vec!["FOO=1".into(), "T7=edited".into(), "BARE".into()],
+                ..Default::default()
+            },
+            ContainerEdits {
+                env: vec!["FOO=2".into(), "NEW=1".into()],
+                ..Default::default()
+            },
+        ];
+        apply(&mut spec, &edits).unwrap();
+        let env = spec["process"]["env"].as_array().unwrap();
+        // The tenant's other entries, non-strings included, keep their order; then the edits'
+        // values in the order they were last set.
+        let mut expected: Vec<Value> = (0..3000)
+            .filter(|i| *i != 7)
+            .map(|i| json!(format!("T{i}=x")))
+            .collect();
+        expected.push(json!(42));
+        for kv in [
+            "T7=edited",
+            "BARE",
+            "FOO=2",
+            "NEW=1",
+            "NVIDIA_VISIBLE_DEVICES=void",
+        ] {
+            expected.push(json!(kv));
+        }
+        assert_eq!(env, &expected);
     }
 }

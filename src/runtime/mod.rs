@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::cdi::{CdiError, Registry};
 use crate::config::{Config, RuntimeMode, CONFIG_ENV};
 use crate::inventory::{Inventory, InventoryError, InventoryNeeds};
+use crate::limits;
 use crate::memcap::{self, CapError};
 use crate::plan::{self, ContainerLayout, PlanError};
 use crate::request::cdi::CdiRequestPolicy;
@@ -85,10 +86,12 @@ pub fn prepare(
         message: e.to_string(),
     })?;
     let spec_path = bundle.join("config.json");
-    let text = std::fs::read(&spec_path).map_err(|e| RuntimeError::Spec {
-        what: "read",
-        path: spec_path.clone(),
-        message: e.to_string(),
+    let text = limits::read_file_bounded(&spec_path, limits::MAX_SPEC_BYTES).map_err(|e| {
+        RuntimeError::Spec {
+            what: "read",
+            path: spec_path.clone(),
+            message: e.to_string(),
+        }
     })?;
     let mut tree: Value = serde_json::from_slice(&text).map_err(|e| RuntimeError::Spec {
         what: "parse",
@@ -112,7 +115,7 @@ pub fn prepare(
             default_kind: (mode == RuntimeMode::Cdi).then_some(config.cdi.default_kind.as_str()),
             annotation_prefixes: &config.cdi.annotation_prefixes,
         };
-        let names = request::cdi::cdi_devices(&facts, &policy, &cdi_policy);
+        let names = request::cdi::cdi_devices(&facts, &policy, &cdi_policy)?;
         if !names.is_empty() {
             refuse_caps_on_cdi(&memory, &cap_policy, &names)?;
             let edits = Registry::load(&config.cdi.spec_dirs).resolve(&names)?;

@@ -2,6 +2,8 @@
 //! not touch keeps its value and its place (serde_json's `preserve_order`), including fields
 //! newer than the `oci-spec` crate knows.
 
+use std::collections::HashSet;
+
 use serde_json::{json, Map, Value};
 
 use crate::inventory::DeviceNode;
@@ -62,6 +64,7 @@ pub fn apply(spec: &mut Value, edits: &GpuEdits) -> Result<EditSummary, String> 
     if edits.poststop {
         summary.poststop_added = add_poststop(root, edits)?;
     }
+    let mut declared = declared_devices(root);
     let linux = object_entry(root, "linux")?;
     for device in &edits.devices {
         let node = SpecDevice {
@@ -71,7 +74,7 @@ pub fn apply(spec: &mut Value, edits: &GpuEdits) -> Result<EditSummary, String> 
             minor: device.minor.into(),
             access: "rw",
         };
-        if declare_device(linux, &node)? {
+        if declare_device(linux, &mut declared, &node)? {
             summary.devices_added += 1;
         }
     }
@@ -89,21 +92,37 @@ pub(super) struct SpecDevice<'a> {
     pub access: &'a str,
 }
 
+/// The paths `linux.devices` declares (read once: the tenant's list can be long).
+pub(super) fn declared_devices(root: &Map<String, Value>) -> HashSet<String> {
+    strings_at(root.get("linux").and_then(|l| l.get("devices")), "path")
+}
+
+/// The string values of `field` in the objects of `array` (absent or not an array: none).
+pub(super) fn strings_at(array: Option<&Value>, field: &str) -> HashSet<String> {
+    let items = array.and_then(Value::as_array).map(Vec::as_slice);
+    let values = items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.get(field));
+    values
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
 /// Declares `device` in `linux.devices` (mode 0666, root-owned) and allows it in
 /// `linux.resources.devices`, so runc creates and permits it; false when its path was
-/// already declared (nothing is added then).
+/// already declared (`declared`, kept up to date here; nothing is added then).
 pub(super) fn declare_device(
     linux: &mut Map<String, Value>,
+    declared: &mut HashSet<String>,
     device: &SpecDevice,
 ) -> Result<bool, String> {
-    let declared = array_entry(linux, "devices")?;
-    if declared
-        .iter()
-        .any(|d| d.get("path").and_then(Value::as_str) == Some(device.path))
-    {
+    let devices = array_entry(linux, "devices")?;
+    if !declared.insert(device.path.to_string()) {
         return Ok(false);
     }
-    declared.push(json!({
+    devices.push(json!({
         "path": device.path, "type": device.kind, "major": device.major, "minor": device.minor,
         "fileMode": 0o666, "uid": 0, "gid": 0,
     }));
@@ -203,9 +222,14 @@ pub(super) fn object_entry<'a>(
     parent: &'a mut Map<String, Value>,
     key: &str,
 ) -> Result<&'a mut Map<String, Value>, String> {
-    parent
+    let entry = parent
         .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()))
+        .or_insert_with(|| Value::Object(Map::new()));
+    // `null` means absent in an OCI spec (runc reads it so), as for arrays below.
+    if entry.is_null() {
+        *entry = Value::Object(Map::new());
+    }
+    entry
         .as_object_mut()
         .ok_or_else(|| format!("`{key}` in config.json is not an object"))
 }
@@ -336,6 +360,19 @@ mod tests {
         assert_eq!(spec["linux"]["devices"].as_array().unwrap().len(), 2);
         let mut spec = json!({"linux": {"devices": null}});
         apply(&mut spec, &edits()).unwrap();
+        // A null section is an absent one (found by the shim_edits fuzz target).
+        let mut spec = json!({"hooks": null, "linux": {"resources": null}});
+        apply(&mut spec, &edits()).unwrap();
+        assert_eq!(
+            spec["linux"]["resources"]["devices"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        let mut spec = json!({"linux": null});
+        apply(&mut spec, &edits()).unwrap();
+        assert_eq!(spec["linux"]["devices"].as_array().unwrap().len(), 2);
         let mut bad = json!({"hooks": []});
         assert!(apply(&mut bad, &edits()).is_err());
         assert!(apply(&mut json!([]), &edits()).is_err());

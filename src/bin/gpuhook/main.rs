@@ -1,7 +1,6 @@
 //! `gpuhook`: the OCI hook (also installed as `nvidia-container-runtime-hook`, the name
 //! dockerd's `--gpus` looks for).
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,6 +9,7 @@ use clap::{Parser, Subcommand};
 use gpuhook::config::{Config, LogLevel, CONFIG_ENV, DEFAULT_CONFIG_PATH};
 use gpuhook::configure::{Engine, Registration};
 use gpuhook::hook::{self, OciState, Outcome};
+use gpuhook::limits::{self, ReadError};
 use gpuhook::log::Log;
 
 mod admin;
@@ -221,13 +221,14 @@ fn main() -> ExitCode {
 
 /// Reads the OCI state a runtime gives its hooks on stdin.
 fn read_state(log: &Log) -> Result<OciState, ExitCode> {
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        return Err(fail(
-            Some(log),
-            &format!("cannot read the OCI state from stdin: {e}"),
-        ));
-    }
+    let what = "the OCI state on stdin";
+    let input = match limits::read_bounded(std::io::stdin().lock(), limits::MAX_STATE_BYTES, what) {
+        Ok(input) => input,
+        Err(ReadError::TooLarge(e)) => return Err(fail(Some(log), &e.to_string())),
+        Err(ReadError::Io(e)) => {
+            return Err(fail(Some(log), &format!("cannot read {what}: {e}")));
+        }
+    };
     OciState::parse(&input).map_err(|e| fail(Some(log), &e.to_string()))
 }
 

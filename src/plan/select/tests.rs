@@ -3,7 +3,8 @@
 
 use crate::inventory::{Inventory, UnusableGpu};
 use crate::plan::tests::{debian, inventory, request};
-use crate::plan::{plan, InjectionPlan, MigError, PlanError};
+use crate::plan::{plan, select, InjectionPlan, MigError, PlanError};
+use crate::request::{DeviceSelector, VisibleDevices};
 
 const UUID1: &str = "GPU-5e1f0000-0000-4000-8000-000000000001";
 const BROKEN_BUS: &str = "0000:10:00.0";
@@ -123,4 +124,20 @@ fn unknown_gpus_list_the_unusable_one_in_its_place() {
             if available.contains("GPU 0 at 0000:10:00.0 unusable")),
         "{err}"
     );
+}
+
+#[test]
+fn long_lists_with_repeats_give_each_gpu_once_in_index_order() {
+    let inventory = crate::plan::tests::inventory();
+    let uuid1 = inventory.gpus[1].info.uuid.clone();
+    let mut selectors = Vec::new();
+    for _ in 0..5000 {
+        selectors.push(DeviceSelector::Index(1));
+        selectors.push(DeviceSelector::Uuid(uuid1.to_uppercase()));
+        selectors.push(DeviceSelector::Index(0));
+    }
+    let selection = select(&VisibleDevices::List(selectors), &inventory).unwrap();
+    let indices: Vec<u32> = selection.gpus.iter().map(|g| g.index).collect();
+    assert_eq!(indices, [0, 1]);
+    assert!(selection.mig.is_empty());
 }
