@@ -18,3 +18,4 @@ pub mod log;
 pub mod plan;
 pub mod request;
 pub mod runtime;
+pub mod userns;
