@@ -6,6 +6,7 @@
 
 pub mod engines;
 pub mod gpu_processes;
+pub mod private_host;
 pub mod watch;
 
 use std::collections::BTreeSet;
