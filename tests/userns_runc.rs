@@ -17,6 +17,7 @@ const INSPECT: &str = r#"
 echo "== ids =="; cat /proc/self/uid_map
 echo "== dev =="; ls /dev | grep nvidia
 echo "== open =="; for d in $(ls /dev | grep nvidia); do r=$( (exec 3<>"/dev/$d") 2>&1 ); echo "$d ${r##*: }"; done
+echo "== bound =="; grep -c ' /dev/nvidia' /proc/mounts
 echo "== smi =="; nvidia-smi -L; echo "exit=$?"
 echo "== gpus =="; ls /proc/driver/nvidia/gpus
 echo "== params =="; grep ModifyDeviceFiles /proc/driver/nvidia/params
@@ -81,6 +82,12 @@ fn user_namespaced_containers_get_their_gpus() {
         );
         want_nodes.sort();
         assert_eq!(out.section("dev"), want_nodes, "{what}");
+        // Bound from the host, one mount per node: a user-namespaced /dev takes no mknod.
+        assert_eq!(
+            out.section("bound"),
+            [want_nodes.len().to_string()],
+            "{what}: device node mounts"
+        );
         // Every node opens as far as a node with no driver behind it can (ENXIO): the mount
         // is not nodev and the device cgroup allows it.
         for line in out.section("open") {
