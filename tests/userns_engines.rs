@@ -228,13 +228,7 @@ impl PodmanSetup {
         // `cdi generate` opened the log as root; the hooks are to make it as whoever they are.
         let _ = std::fs::remove_file(&log);
         let hooks_dir = d.join("hooks.d");
-        std::fs::create_dir(&hooks_dir).unwrap();
-        let mut hook: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(repo().join("hook/oci-gpuhook.json")).unwrap())
-                .unwrap();
-        hook["hook"]["path"] = serde_json::json!(gpuhook_bin());
-        hook["hook"]["env"] = serde_json::json!([format!("GPUHOOK_CONFIG={}", config.display())]);
-        std::fs::write(hooks_dir.join("oci-gpuhook.json"), hook.to_string()).unwrap();
+        install_packaged_hook(&hooks_dir, &config);
         let tar = d.join("rootfs.tar");
         sh(Command::new("tar")
             .arg("-C")

@@ -301,3 +301,16 @@ pub fn sees_gpus(sim: &Sim, out: &Outcome, gpus: &[usize], libcuda: bool) -> Res
         Err(format!("{}\n{}", problems.join("; "), out.describe()))
     }
 }
+
+/// Installs the packaged hooks.d definition (`hook/oci-gpuhook.json`: the legacy hook for every
+/// container) in `dir`, pointing at this build and `config`.
+pub fn install_packaged_hook(dir: &Path, config: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut hook: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(super::repo().join("hook/oci-gpuhook.json")).unwrap(),
+    )
+    .unwrap();
+    hook["hook"]["path"] = serde_json::json!(super::gpuhook_bin());
+    hook["hook"]["env"] = serde_json::json!([format!("GPUHOOK_CONFIG={}", config.display())]);
+    std::fs::write(dir.join("oci-gpuhook.json"), hook.to_string()).unwrap();
+}
