@@ -97,6 +97,27 @@ pub fn capability_of_binary(name: &str) -> Option<DriverCapability> {
 pub const PERSISTENCED_SOCKET: &str = "/run/nvidia-persistenced/socket";
 pub const FABRICMANAGER_SOCKET: &str = "/run/nvidia-fabricmanager/socket";
 
+/// The capability a control device comes with, as libnvidia-container gives them: the uvm
+/// nodes with `compute` (CUDA's unified memory), `nvidia-modeset` with `display`; `None`
+/// (`nvidiactl`): every container given a GPU.
+pub fn control_device_capability(name: &str) -> Option<DriverCapability> {
+    match name {
+        "nvidia-uvm" | "nvidia-uvm-tools" => Some(DriverCapability::Compute),
+        "nvidia-modeset" => Some(DriverCapability::Display),
+        _ => None,
+    }
+}
+
+/// The capability an IPC endpoint comes with: the persistenced socket with `utility`
+/// (nvidia-smi, NVML), the fabric manager socket and the MPS pipes with `compute`.
+pub fn ipc_capability(container_path: &std::path::Path) -> DriverCapability {
+    if container_path == std::path::Path::new(PERSISTENCED_SOCKET) {
+        DriverCapability::Utility
+    } else {
+        DriverCapability::Compute
+    }
+}
+
 /// Where a loader or server file goes in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SupportPlace {

@@ -49,6 +49,8 @@ pub enum Outcome {
     /// `skipped` says which optional endpoints were left out and why.
     Injected {
         gpus: Vec<(u32, String)>,
+        /// GPUs `all` left out as unusable: `(index, bus id, why)`.
+        skipped_gpus: Vec<(u32, String, String)>,
         capabilities: Vec<&'static str>,
         mounts: usize,
         skipped: Vec<String>,
@@ -94,6 +96,7 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
     let applied = apply::apply(&plan, &handle, config)?;
     Ok(Outcome::Injected {
         gpus: plan.gpus,
+        skipped_gpus: plan.skipped_gpus,
         capabilities: request.capabilities.iter().map(|c| c.name()).collect(),
         mounts: plan.mounts.len(),
         skipped: applied.skipped,

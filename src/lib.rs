@@ -6,6 +6,7 @@
 
 pub mod accounting;
 pub mod apply;
+pub mod arch;
 pub mod catalog;
 pub mod cdi;
 pub mod config;

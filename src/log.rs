@@ -6,7 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::config::LogLevel;
 
@@ -30,18 +30,53 @@ impl Log {
         if level > self.level {
             return;
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
         let line = format!(
-            "{}.{:03} gpuhook[{}] {:?}: {}\n",
-            now.as_secs(),
-            now.subsec_millis(),
+            "{} gpuhook[{}] {:?}: {}\n",
+            timestamp(SystemTime::now()),
             std::process::id(),
             level,
             message.replace('\n', " ")
         );
         // One write(2) per line: O_APPEND keeps lines of concurrent hooks whole.
         let _ = file.write_all(line.as_bytes());
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds (`2026-12-01T20:19:14.123Z`): what people and journald
+/// readers expect, sortable as text.
+fn timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_milliseconds() {
+        let time = UNIX_EPOCH + Duration::from_millis(1_796_156_354_123);
+        assert_eq!(timestamp(time), "2026-12-01T20:19:14.123Z");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_log_line_starts_with_the_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gpuhook.log");
+        Log::new(&path, LogLevel::Info).write(LogLevel::Info, "container=c1 two\nlines");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (stamp, rest) = text.split_once(' ').unwrap();
+        assert!(
+            humantime::parse_rfc3339(stamp).is_ok() && stamp.ends_with('Z') && stamp.len() == 24,
+            "{text}"
+        );
+        assert_eq!(
+            rest,
+            format!(
+                "gpuhook[{}] Info: container=c1 two lines\n",
+                std::process::id()
+            )
+        );
     }
 }

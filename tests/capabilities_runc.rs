@@ -8,20 +8,6 @@ use std::collections::BTreeSet;
 
 use support::*;
 
-/// Every NVIDIA file a container can see, one path per line (sorted by the test).
-const FILES: &str = r#"
-echo "== files =="
-for d in /usr/lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/gbm /usr/bin /usr/share/vulkan/icd.d \
-         /usr/share/vulkan/implicit_layer.d /usr/share/glvnd/egl_vendor.d \
-         /usr/share/egl/egl_external_platform.d /usr/lib/xorg/modules/drivers \
-         /usr/lib/xorg/modules/extensions; do
-    for f in "$d"/*; do
-        case "$f" in *nvidia*|*cuda*|*nvcuvid*|*nvoptix*|*NVIDIA*) echo "$f" ;; esac
-    done
-done
-echo "== end =="
-"#;
-
 /// How the container is made: plain, or in a user namespace of its own.
 #[derive(Clone, Copy, PartialEq)]
 enum Container {
@@ -41,7 +27,7 @@ fn files_in(container: Container, capabilities: &str) -> BTreeSet<String> {
         format!("NVIDIA_DRIVER_CAPABILITIES={capabilities}"),
     ];
     let env: Vec<&str> = env.iter().map(String::as_str).collect();
-    let bundle = Bundle::new("caps", &env, FILES, &sim.config(&log, ""));
+    let bundle = Bundle::new("caps", &env, NVIDIA_FILES, &sim.config(&log, ""));
     if container == Container::UserNamespaced {
         bundle.user_namespaced(100000);
     }
@@ -320,5 +306,48 @@ fn cuda_forward_compat_is_used_only_when_newer() {
             first.ends_with(want),
             "compat {version}: first libcuda.so.1 is {first:?}, want {want}\n{cache}"
         );
+    }
+}
+
+/// As libnvidia-container gives them: the uvm nodes with compute, nvidia-modeset with display,
+/// the persistenced socket with utility, fabric manager and MPS with compute; nvidiactl and the
+/// GPU's node always.
+#[test]
+fn control_nodes_and_sockets_follow_the_capabilities() {
+    if !prerequisites("control_nodes_and_sockets_follow_the_capabilities") {
+        return;
+    }
+    let sim = Sim::build(1);
+    let log = std::env::temp_dir().join(format!("gpuhook-ctl-{}.log", std::process::id()));
+    let script = "echo '== dev =='; ls /dev | grep nvidia; echo '== ipc =='; \
+                  ls -d /run/nvidia-persistenced/socket /run/nvidia-fabricmanager/socket \
+                  /tmp/nvidia-mps 2>/dev/null; echo '== end =='";
+    for (caps, dev, ipc) in [
+        (
+            "utility",
+            &["nvidia0", "nvidiactl"][..],
+            &["/run/nvidia-persistenced/socket"][..],
+        ),
+        (
+            "compute",
+            &["nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidiactl"][..],
+            &["/run/nvidia-fabricmanager/socket", "/tmp/nvidia-mps"][..],
+        ),
+        (
+            "display",
+            &["nvidia-modeset", "nvidia0", "nvidiactl"][..],
+            &[][..],
+        ),
+    ] {
+        let env = [
+            "NVIDIA_VISIBLE_DEVICES=0".to_string(),
+            format!("NVIDIA_DRIVER_CAPABILITIES={caps}"),
+        ];
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let out = Bundle::new("ctl", &env, script, &sim.config(&log, ""))
+            .run()
+            .expect_success();
+        assert_eq!(out.section("dev"), dev, "{caps}");
+        assert_eq!(out.section("ipc"), ipc, "{caps}");
     }
 }

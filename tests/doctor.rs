@@ -246,3 +246,51 @@ fn kubernetes_node_containerd_checks() {
         "{report}"
     );
 }
+
+#[test]
+fn skipped_scripts_and_unusable_gpus_are_named() {
+    if !prerequisites_with("skipped_scripts_and_unusable_gpus_are_named", &[]) {
+        return;
+    }
+    // Only the host's wrapper script is left under nvidia-smi's name: it is there, but
+    // skipped on purpose, and doctor says so rather than "not found".
+    let node = Node::healthy();
+    std::fs::remove_file(
+        node.sim
+            .driver_root()
+            .join("usr/local/nvidia/bin/nvidia-smi"),
+    )
+    .unwrap();
+    let script = node.sim.driver_root().join("usr/bin/nvidia-smi");
+    let (_, report) = node.doctor();
+    let line = report
+        .lines()
+        .find(|l| l.contains("nvidia-smi") && l.starts_with("warn"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!(
+            "nvidia-smi {} is a script (skipped on purpose",
+            script.display()
+        )),
+        "{report}"
+    );
+    assert!(!report.contains("nvidia-smi not found"), "{report}");
+
+    // A GPU whose procfs information is garbage: one FAIL naming it, the fix on the next line.
+    let node = Node::healthy();
+    let info = node.sim.proc_driver().join("gpus/0000:10:00.0/information");
+    std::fs::write(&info, "garbage\n").unwrap();
+    let (ok, report) = node.doctor();
+    assert!(!ok, "{report}");
+    assert!(
+        failures(&report)
+            .iter()
+            .any(|l| l.contains("GPU 0 (0000:10:00.0) cannot be used")
+                && l.contains("information has no valid")),
+        "{report}"
+    );
+    assert!(
+        report.contains("-> check the GPU (nvidia-smi -q -i 0000:10:00.0"),
+        "{report}"
+    );
+}

@@ -67,10 +67,10 @@ fn all_gpus_are_usable_inside_the_container() {
             && line.contains(&format!("1={}", sim.uuid(1))),
         "{log_text}"
     );
+    // nvidia-modeset comes with `display` only, as with libnvidia-container.
     assert_eq!(
         out.section("dev"),
         [
-            "nvidia-modeset",
             "nvidia-uvm",
             "nvidia-uvm-tools",
             "nvidia0",
@@ -421,4 +421,43 @@ fn failure_midway_takes_back_what_it_created() {
         out.stderr
     );
     assert_eq!(host_mounts(), mounts_before);
+}
+
+/// Each selected GPU's real procfs directory is in the container, read-only, with every file
+/// the driver has there (not a copy of `information` alone); the other GPUs have no entry.
+#[test]
+fn proc_driver_shows_the_real_directory_of_each_selected_gpu_only() {
+    if !prerequisites("proc_driver_shows_the_real_directory_of_each_selected_gpu_only") {
+        return;
+    }
+    let sim = Sim::build(2);
+    let log =
+        std::env::temp_dir().join(format!("gpuhook-test-procdirs-{}.log", std::process::id()));
+    let script = "ls /proc/driver/nvidia/gpus; ls /proc/driver/nvidia/gpus/*; \
+                  cat /proc/driver/nvidia/gpus/*/power; \
+                  (echo x > /proc/driver/nvidia/gpus/0000:11:00.0/registry) 2>&1 || echo refused";
+    let out = Bundle::new(
+        "procdirs",
+        &["NVIDIA_VISIBLE_DEVICES=1"],
+        script,
+        &sim.config(&log, ""),
+    )
+    .run()
+    .expect_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0000:11:00.0", "{}", out.stdout);
+    for file in ["information", "power", "registry"] {
+        assert!(lines.contains(&file), "{file} missing:\n{}", out.stdout);
+    }
+    assert!(out.stdout.contains("Video Memory:"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("0000:10:00.0"),
+        "GPU 0 visible:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Read-only file system"),
+        "{}",
+        out.stdout
+    );
 }

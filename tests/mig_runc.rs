@@ -82,7 +82,6 @@ fn a_mig_device_by_index_or_uuid_gets_its_gpu_and_exactly_its_caps() {
             out.section("dev"),
             [
                 "nvidia-caps",
-                "nvidia-modeset",
                 "nvidia-uvm",
                 "nvidia-uvm-tools",
                 "nvidia0",

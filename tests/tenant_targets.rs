@@ -123,9 +123,10 @@ fn a_tenant_mps_directory_reaching_etc_through_a_symlink_is_refused() {
     host.assert_unchanged("MPS directory through a symlink");
 }
 
-/// The loader files of `graphics` reached through a symlink into the directory where the
-/// host's MPS pipe directory is mounted: directories are mounted last, so nothing is created
-/// in the host's directory (before: the placeholders landed in it, on the host).
+/// The loader files of `graphics` reached through a symlink to the directory where the host's
+/// MPS pipe directory is mounted: directories are mounted last (and never over a mount made
+/// already), so nothing is created in the host's directory (before: `icd.d` and its
+/// placeholder landed in it, on the host).
 #[test]
 fn nothing_is_resolved_through_a_mount_the_hook_made() {
     if !prerequisites("nothing_is_resolved_through_a_mount_the_hook_made") {
@@ -140,8 +141,8 @@ fn nothing_is_resolved_through_a_mount_the_hook_made() {
     let b = bundle("through-mps", &sim, &env, "ls /tmp/nvidia-mps");
     let vulkan = b.rootfs().join("usr/share/vulkan");
     std::fs::create_dir_all(vulkan.parent().unwrap()).unwrap();
-    symlink("/tmp/nvidia-mps/vulkan", &vulkan).unwrap();
-    std::fs::create_dir_all(b.rootfs().join("tmp/nvidia-mps/vulkan")).unwrap();
+    symlink("/tmp/nvidia-mps", &vulkan).unwrap();
+    std::fs::create_dir_all(b.rootfs().join("tmp/nvidia-mps")).unwrap();
     let out = b.run();
     eprintln!("through-mps: success={} {}", out.success, out.stderr.trim());
     host.assert_unchanged("a symlink into the MPS mount");

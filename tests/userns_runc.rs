@@ -71,15 +71,8 @@ fn user_namespaced_containers_get_their_gpus() {
             "{what}: not user-namespaced"
         );
         let mut want_nodes: Vec<String> = gpus.iter().map(|i| format!("nvidia{i}")).collect();
-        want_nodes.extend(
-            [
-                "nvidia-modeset",
-                "nvidia-uvm",
-                "nvidia-uvm-tools",
-                "nvidiactl",
-            ]
-            .map(String::from),
-        );
+        // The default capabilities (utility, compute): uvm with compute, no modeset.
+        want_nodes.extend(["nvidia-uvm", "nvidia-uvm-tools", "nvidiactl"].map(String::from));
         want_nodes.sort();
         assert_eq!(out.section("dev"), want_nodes, "{what}");
         // Bound from the host, one mount per node: a user-namespaced /dev takes no mknod.

@@ -22,6 +22,7 @@ pub mod ldconfig;
 mod mount;
 pub mod placement;
 pub mod privileges;
+mod proc_mask;
 pub mod rootfs;
 mod seccomp;
 
@@ -32,6 +33,7 @@ use crate::config::Config;
 use crate::container::{ContainerError, ContainerHandle};
 use crate::plan::{InjectionPlan, MountEntry, Placement, ProcDriverView, ProcMaskTarget};
 use mount::DetachedMount;
+use proc_mask::ProcMask;
 use rootfs::Rootfs;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +99,7 @@ pub fn apply(
         .iter()
         .map(|m| Ok((m, DetachedMount::bind(&m.host_path, m.flags)?)))
         .collect::<Result<Vec<_>, ApplyError>>()?;
-    let proc_mask = DetachedMount::proc_driver_view(&plan.proc_driver, plan.proc_mask.nested)?;
+    let proc_mask = ProcMask::build(&plan.proc_driver, plan.proc_mask.nested)?;
     let ldconfig = match plan.ldcache_dirs.is_empty() {
         true => None,
         false => Some(ldconfig::HostLdconfig::open(config.host_ldconfig())?),
@@ -136,7 +138,7 @@ pub fn mask_proc_driver(
     target: &ProcMaskTarget,
     handle: &ContainerHandle,
 ) -> Result<(), ApplyError> {
-    let proc_mask = DetachedMount::proc_driver_view(view, target.nested)?;
+    let proc_mask = ProcMask::build(view, target.nested)?;
     in_container(
         handle,
         &[],
@@ -200,7 +202,7 @@ fn in_container<T>(
 fn attach_all(
     rootfs: &mut Rootfs,
     mounts: &[(&MountEntry, DetachedMount)],
-    proc_mask: &DetachedMount,
+    proc_mask: &ProcMask,
     proc_target: &Path,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();

@@ -84,14 +84,20 @@ impl DetachedMount {
         Ok(DetachedMount { fd })
     }
 
+    /// The mount's fd (its root, once attached).
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
     /// This mount's id (the same once attached).
     pub fn id(&self) -> rustix::io::Result<u64> {
         super::placement::mount_id(&self.fd)
     }
 
     /// A read-only tmpfs holding the container's view of `/proc/driver/nvidia`: the driver's
-    /// `version`, `params` with `ModifyDeviceFiles: 0`, `gpus/<bus id>/information` for the
-    /// selected GPUs only, and the `capabilities/...` files of the given MIG devices. With
+    /// `version`, `params` with `ModifyDeviceFiles: 0`, an empty `gpus/<bus id>` for each
+    /// selected GPU (see `proc_mask`), and the `capabilities/...` files of the given MIG
+    /// devices. With
     /// `nested`, the files sit in an `nvidia/` subdirectory (the mask then covers
     /// `/proc/driver`, for hosts whose procfs has no `driver/nvidia` to cover).
     pub fn proc_driver_view(
@@ -117,9 +123,8 @@ impl DetachedMount {
         write_file(&top, "version", &view.version).map_err(|e| io("version", e))?;
         write_file(&top, "params", &view.params).map_err(|e| io("params", e))?;
         let gpus = make_dir(&top, "gpus").map_err(|e| io("mkdir gpus", e))?;
-        for (bus_id, information) in &view.gpus {
-            let dir = make_dir(&gpus, bus_id).map_err(|e| io("mkdir gpu", e))?;
-            write_file(&dir, "information", information).map_err(|e| io("information", e))?;
+        for (bus_id, _) in &view.gpus {
+            make_dir(&gpus, bus_id).map_err(|e| io("mkdir gpu", e))?;
         }
         for (path, text) in &view.mig_capabilities {
             write_nested(&top, path, text).map_err(|e| io("MIG capability", e))?;

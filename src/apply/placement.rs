@@ -98,6 +98,34 @@ impl MountRules {
         })
     }
 
+    /// Refuses a directory target that would cover a mount this run made already (reached
+    /// through a symlink in the image: the plan's own targets never overlap).
+    pub fn check_covers_none_of_ours(
+        &self,
+        fd: &impl AsFd,
+        inner: &Path,
+    ) -> Result<(), ApplyError> {
+        let io = |e: std::io::Error| ApplyError::Io {
+            what: "read the container's mount table".into(),
+            source: e,
+        };
+        let dir = fd_path(fd).map_err(io)?;
+        let table = mounts::current().map_err(io)?;
+        match table
+            .iter()
+            .find(|m| self.ours.contains(&m.id) && m.point.starts_with(&dir))
+        {
+            Some(covered) => Err(ApplyError::Target {
+                path: inner.to_path_buf(),
+                problem: format!(
+                    "would cover {}, which gpuhook mounted already (a symlink in the image leads there)",
+                    self.in_container(&covered.point).display()
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Mounts below the rootfs that the ldconfig child detaches from its copy of the
     /// namespace, deepest first: all but the rootfs, the fresh tmpfs mounts, ours, and single
     /// files mounted directly in one of `indexed` (the directories ldconfig reads: a CDI

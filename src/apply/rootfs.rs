@@ -81,6 +81,7 @@ impl Rootfs {
         let fd = self.open_or_create(&inner, wanted)?;
         if wanted == TargetType::Directory {
             self.check_not_system_dir(&fd, &inner)?;
+            self.rules.check_covers_none_of_ours(&fd, &inner)?;
         }
         Ok(fd)
     }

@@ -143,7 +143,14 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
             // packaged hooks.d entry, `--gpus`) then sees no request, whatever the image's env
             // says (CUDA images set NVIDIA_VISIBLE_DEVICES=all).
             env: vec!["NVIDIA_VISIBLE_DEVICES=void".into()],
-            device_nodes: inventory.control_devices.iter().map(node).collect(),
+            // The control nodes the plan gives for these capabilities (the GPUs' own are per
+            // device above).
+            device_nodes: plan
+                .devices
+                .iter()
+                .filter(|d| inventory.control_devices.contains(d))
+                .map(node)
+                .collect(),
             mounts,
             hooks,
         },
@@ -220,7 +227,10 @@ mod tests {
             .iter()
             .map(|n| n.path.display().to_string())
             .collect();
-        assert_eq!(nodes, ["/dev/nvidiactl", "/dev/nvidia-uvm"]);
+        assert_eq!(
+            nodes,
+            ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-modeset"]
+        );
         let mount = |target: &str| {
             edits
                 .mounts

@@ -111,10 +111,6 @@ impl ContainerHandle {
             return Err(ContainerError::HostNamespace { pid });
         }
         check_namespace_owner(pid, &mount_ns)?;
-        // setns(CLONE_NEWNS) needs a filesystem context of our own.
-        // SAFETY: CLONE_FS only: no file descriptor table is unshared.
-        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::FS) }
-            .map_err(|e| io("unshare the filesystem context")(e.into()))?;
         let host_rootfs = open_root_dir(rootfs)
             .map_err(|e| io(format!("open the container rootfs {}", rootfs.display()))(e.into()))?;
         enter(&mount_ns, pid)?;
@@ -223,6 +219,11 @@ fn check_namespace_owner(pid: i32, mount_ns: &File) -> Result<(), ContainerError
 }
 
 fn enter(namespace: &File, pid: i32) -> Result<(), ContainerError> {
+    // setns(CLONE_NEWNS) needs a filesystem context no other thread shares; threads started
+    // since the last call (NVML starts some) share the calling thread's, so unshare it each time.
+    // SAFETY: CLONE_FS only: no file descriptor table is unshared.
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::FS) }
+        .map_err(|e| io("unshare the filesystem context")(e.into()))?;
     rustix::thread::move_into_link_name_space(namespace.as_fd(), Some(LinkNameSpaceType::Mount))
         .map_err(|e| {
             io(format!(

@@ -14,7 +14,6 @@ const NEW_ENTRY_LEN: usize = 24;
 /// `FLAG_ELF_LIBC6`: the only library type the driver ships.
 const FLAG_ELF_LIBC6: i32 = 0x0003;
 const FLAG_TYPE_MASK: i32 = 0x00ff;
-const FLAG_ARCH_MASK: i32 = 0xff00;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LdCacheError {
@@ -31,8 +30,8 @@ pub struct LdCacheEntry {
     pub soname: String,
     /// e.g. `/usr/lib/x86_64-linux-gnu/libcuda.so.1`, relative to the cache's root.
     pub path: PathBuf,
-    /// A 64-bit library (any architecture flag set); 32-bit x86 libraries carry none.
-    pub is_64bit: bool,
+    /// The entry's flags (`flags & 0xff00` is its ABI: see [`crate::arch::Arch::library_abi`]).
+    pub flags: u32,
 }
 
 /// Parses a whole cache file. Entries keep the cache's order (highest priority first).
@@ -63,7 +62,7 @@ pub fn parse(data: &[u8]) -> Result<Vec<LdCacheEntry>, LdCacheError> {
         entries.push(LdCacheEntry {
             soname,
             path: PathBuf::from(path),
-            is_64bit: flags & FLAG_ARCH_MASK != 0,
+            flags: flags as u32,
         });
     }
     Ok(entries)
@@ -163,8 +162,7 @@ mod tests {
             entries[0].path,
             PathBuf::from("/usr/lib/x86_64-linux-gnu/libcuda.so.1")
         );
-        assert!(entries[0].is_64bit);
-        assert!(!entries[1].is_64bit);
+        assert_eq!((entries[0].flags, entries[1].flags), (0x0303, 0x0003));
     }
 
     #[test]

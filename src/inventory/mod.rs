@@ -4,6 +4,7 @@
 //! request's requirements need what only they know, or (NVML) when it names MIG devices.
 
 pub mod container_layout;
+mod gpus;
 pub mod ldcache;
 pub mod mig;
 mod native;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog;
 use crate::config::DriverConfig;
+pub use gpus::{Gpu, UnusableGpu};
 pub use mig::MigInventory;
 pub use proc_driver::GpuInformation;
 pub use root_paths::{open_root_dir, resolve_in_root};
@@ -69,21 +71,6 @@ pub struct DeviceNode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gpu {
-    /// Position in PCI bus order, the index `nvidia-smi` shows.
-    pub index: u32,
-    pub info: GpuInformation,
-    /// The `information` file as the host has it, to show inside the container.
-    pub information_text: String,
-    /// `None` when the node is missing on the host.
-    pub device: Option<DeviceNode>,
-    /// Compute capability (`9.0`), when NVML was asked.
-    pub arch: Option<String>,
-    /// Lower-case brand (`tesla`), when NVML was asked.
-    pub brand: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverLibrary {
     /// The catalog prefix it matched, e.g. `libcuda.so`.
     pub prefix: &'static str,
@@ -92,6 +79,9 @@ pub struct DriverLibrary {
     pub file_name: String,
     pub is_64bit: bool,
 }
+
+/// Utilities by name with their host paths.
+pub type Utilities = Vec<(&'static str, PathBuf)>;
 
 /// A host file and where a container sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,14 +103,20 @@ pub struct SupportFile {
 pub struct Inventory {
     pub driver_version: String,
     pub cuda_version: Option<String>,
+    /// The usable GPUs, in index order.
     pub gpus: Vec<Gpu>,
+    /// GPUs the driver lists whose `information` cannot be used; their indices are taken.
+    pub unusable_gpus: Vec<UnusableGpu>,
     /// The GPUs' MIG devices; `None` unless [`InventoryNeeds::mig`] asked.
     pub mig: Option<MigInventory>,
     /// `nvidiactl`, `nvidia-uvm`, `nvidia-uvm-tools`, `nvidia-modeset`: those present.
     pub control_devices: Vec<DeviceNode>,
     pub libraries: Vec<DriverLibrary>,
     /// Utilities by name, found in `driver.binary-dirs`.
-    pub binaries: Vec<(&'static str, PathBuf)>,
+    pub binaries: Utilities,
+    /// Files named like a utility in `driver.binary-dirs` that are not ELF executables (host
+    /// wrapper scripts), skipped on purpose, for utilities with no ELF found.
+    pub skipped_binaries: Utilities,
     pub firmware: Vec<HostFile>,
     /// Sockets that exist (persistenced, fabric manager).
     pub ipc: Vec<HostFile>,
@@ -158,22 +154,14 @@ impl Inventory {
             .ok_or(InventoryError::BadVersion { path: version_path })?;
         let proc_params =
             std::fs::read_to_string(config.proc_driver_root.join("params")).unwrap_or_default();
-        let gpus = read_gpus(config)?;
+        let (gpus, unusable_gpus) = gpus::read_gpus(&config.proc_driver_root, &config.dev_root)?;
         let control_devices = CONTROL_DEVICES
             .iter()
             .filter_map(|name| device_node(&config.dev_root, name))
             .collect();
         let libraries = read_libraries(config, &driver_version)?;
         let root = root_paths::DriverRoot::open(&config.root)?;
-        let binaries = catalog::all_binaries()
-            .filter_map(|name| {
-                config
-                    .binary_dirs
-                    .iter()
-                    .find_map(|dir| root.elf_executable(&dir.join(name)))
-                    .map(|path| (name, path))
-            })
-            .collect();
+        let (binaries, skipped_binaries) = find_binaries(&root, config);
         let firmware = read_firmware(&root, config, &driver_version);
         let found = |path: &Path, want_dir: bool| {
             root.existing(path)
@@ -194,10 +182,12 @@ impl Inventory {
             driver_version,
             cuda_version: None,
             gpus,
+            unusable_gpus,
             mig: None,
             control_devices,
             libraries,
             binaries,
+            skipped_binaries,
             firmware,
             ipc,
             mps_pipe_dir,
@@ -208,19 +198,41 @@ impl Inventory {
             kernel_has_proc_driver_nvidia: Path::new("/proc/driver/nvidia").is_dir(),
         };
         if needs.cuda_version {
-            let libcuda = inventory.library_path("libcuda.so", config)?;
-            inventory.cuda_version = Some(native::cuda_driver_version(&libcuda)?);
+            inventory.load_cuda_version(config)?;
         }
+        inventory.load_nvml_facts(config, needs)?;
+        Ok(inventory)
+    }
+
+    /// Fills `cuda_version` from libcuda's `cuDriverGetVersion`.
+    pub fn load_cuda_version(&mut self, config: &DriverConfig) -> Result<(), InventoryError> {
+        let libcuda = self.library_path("libcuda.so", config)?;
+        self.cuda_version = Some(native::cuda_driver_version(&libcuda)?);
+        Ok(())
+    }
+
+    /// Fills what only NVML knows and `needs` asks for: each GPU's architecture and brand
+    /// (`gpu_details`), the MIG devices (`mig`). NVML is initialised once for both, since its
+    /// initialisation is the slow part (tens of milliseconds, seconds on a non-persistent
+    /// driver); not at all when neither is asked.
+    pub fn load_nvml_facts(
+        &mut self,
+        config: &DriverConfig,
+        needs: InventoryNeeds,
+    ) -> Result<(), InventoryError> {
+        if !needs.gpu_details && !needs.mig {
+            return Ok(());
+        }
+        let libnvml = self.library_path("libnvidia-ml.so", config)?;
+        let nvml = native::init_nvml(&libnvml)?;
         if needs.gpu_details {
-            let libnvml = inventory.library_path("libnvidia-ml.so", config)?;
-            native::fill_gpu_details(&libnvml, &mut inventory.gpus)?;
+            native::fill_gpu_details(&nvml, &libnvml, &mut self.gpus)?;
         }
         if needs.mig {
-            let libnvml = inventory.library_path("libnvidia-ml.so", config)?;
-            let reported = mig::nvml::enumerate(&libnvml)?;
-            inventory.mig = Some(MigInventory::build(config, &inventory.gpus, &reported));
+            let reported = mig::nvml::enumerate(&nvml, &libnvml)?;
+            self.mig = Some(MigInventory::build(config, &self.gpus, &reported));
         }
-        Ok(inventory)
+        Ok(())
     }
 
     /// The 64-bit library of this driver whose soname starts with `prefix`
@@ -241,48 +253,22 @@ impl Inventory {
     }
 }
 
-fn read_gpus(config: &DriverConfig) -> Result<Vec<Gpu>, InventoryError> {
-    let gpus_dir = config.proc_driver_root.join("gpus");
-    let entries = match std::fs::read_dir(&gpus_dir) {
-        Ok(entries) => entries,
-        // A driver with no GPU bound has no gpus/ directory.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(InventoryError::Read {
-                path: gpus_dir,
-                source,
-            })
-        }
-    };
+/// Each utility's first ELF executable in `driver.binary-dirs`; and, for a utility with none,
+/// the first non-ELF file of its name (a host wrapper script, skipped on purpose).
+fn find_binaries(root: &root_paths::DriverRoot, config: &DriverConfig) -> (Utilities, Utilities) {
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path().join("information");
-        let text = std::fs::read_to_string(&path).map_err(|source| InventoryError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        // A GPU whose information cannot be read is skipped rather than failing every
-        // container on the node; it simply cannot be selected.
-        if let Some(info) = proc_driver::parse_gpu_information(&text) {
-            found.push((info, text));
+    let mut skipped = Vec::new();
+    for name in catalog::all_binaries() {
+        let candidates = || config.binary_dirs.iter().map(|dir| dir.join(name));
+        if let Some(path) = candidates().find_map(|path| root.elf_executable(&path)) {
+            found.push((name, path));
+        } else if let Some(path) = candidates().find_map(|path| root.regular_file(&path)) {
+            skipped.push((name, path));
         }
     }
-    found.sort_by(|a, b| a.0.bus_id.cmp(&b.0.bus_id));
-    Ok(found
-        .into_iter()
-        .enumerate()
-        .map(|(index, (info, information_text))| Gpu {
-            index: index as u32,
-            device: device_node(&config.dev_root, &format!("nvidia{}", info.minor)),
-            info,
-            information_text,
-            arch: None,
-            brand: None,
-        })
-        .collect())
+    (found, skipped)
 }
 
-/// A character device under `dev_root`; `None` when absent or not a character device.
 /// The channel nodes the IMEX daemon's driver created, `channel0`, `channel1`, ...
 fn read_imex_channels(dev_root: &Path) -> Vec<(u32, DeviceNode)> {
     let Ok(entries) = std::fs::read_dir(dev_root.join(IMEX_CHANNEL_DIR)) else {
@@ -304,6 +290,7 @@ fn read_imex_channels(dev_root: &Path) -> Vec<(u32, DeviceNode)> {
 /// Where IMEX channel nodes live under `/dev`.
 pub const IMEX_CHANNEL_DIR: &str = "nvidia-caps-imex-channels";
 
+/// A character device under `dev_root`; `None` when absent or not a character device.
 fn device_node(dev_root: &Path, name: &str) -> Option<DeviceNode> {
     let host_path = dev_root.join(name);
     let stat = rustix::fs::stat(&host_path).ok()?;
@@ -336,6 +323,12 @@ fn read_libraries(
     let version_suffix = format!(".so.{driver_version}");
     let mut libraries: Vec<DriverLibrary> = Vec::new();
     for entry in entries {
+        // The host's 64-bit ABI, or its 32-bit one (compat32); never x32 or a foreign one.
+        let is_64bit = match crate::arch::Arch::host().library_abi(entry.flags) {
+            crate::arch::LibraryAbi::Native => true,
+            crate::arch::LibraryAbi::Compat32 => false,
+            crate::arch::LibraryAbi::Foreign => continue,
+        };
         let Some(prefix) = catalog::all_library_prefixes().find(|p| {
             entry
                 .soname
@@ -358,7 +351,7 @@ fn read_libraries(
         let file_name = file_name.to_string();
         if libraries
             .iter()
-            .any(|l| l.file_name == file_name && l.is_64bit == entry.is_64bit)
+            .any(|l| l.file_name == file_name && l.is_64bit == is_64bit)
         {
             continue;
         }
@@ -366,7 +359,7 @@ fn read_libraries(
             prefix,
             host_path,
             file_name,
-            is_64bit: entry.is_64bit,
+            is_64bit,
         });
     }
     if libraries.is_empty() {

@@ -194,20 +194,30 @@ pub struct CudaCompat {
 }
 
 impl ContainerLayout {
-    /// Debian-family images keep libraries in multiarch dirs; the others in `lib64`/`lib`.
+    /// Debian-family images keep libraries in the multiarch dirs of the host's architecture;
+    /// the others in `lib64`/`lib`.
     pub fn for_rootfs(is_debian: bool) -> ContainerLayout {
+        ContainerLayout::for_rootfs_on(is_debian, crate::arch::Arch::host())
+    }
+
+    /// The same for an image of architecture `arch`.
+    pub fn for_rootfs_on(is_debian: bool, arch: crate::arch::Arch) -> ContainerLayout {
         let (lib_dir, lib32_dir, xorg) = if is_debian {
             (
-                "/usr/lib/x86_64-linux-gnu",
-                "/usr/lib/i386-linux-gnu",
+                PathBuf::from("/usr/lib").join(arch.multiarch()),
+                PathBuf::from("/usr/lib").join(arch.multiarch32()),
                 "/usr/lib/xorg/modules",
             )
         } else {
-            ("/usr/lib64", "/usr/lib", "/usr/lib64/xorg/modules")
+            (
+                "/usr/lib64".into(),
+                "/usr/lib".into(),
+                "/usr/lib64/xorg/modules",
+            )
         };
         ContainerLayout {
-            lib_dir: lib_dir.into(),
-            lib32_dir: lib32_dir.into(),
+            lib_dir,
+            lib32_dir,
             xorg_modules_dir: xorg.into(),
             cuda_compat: None,
             root_ids: (0, 0),
@@ -234,6 +244,18 @@ mod tests {
             MountKind::Device.flags().options(),
             ["nosuid", "noexec", "bind"]
         );
+    }
+
+    #[test]
+    fn library_directories_follow_the_architecture() {
+        use crate::arch::Arch;
+        let arm = ContainerLayout::for_rootfs_on(true, Arch::Aarch64);
+        assert_eq!(arm.lib_dir, PathBuf::from("/usr/lib/aarch64-linux-gnu"));
+        assert_eq!(arm.lib32_dir, PathBuf::from("/usr/lib/arm-linux-gnueabihf"));
+        let x86 = ContainerLayout::for_rootfs_on(true, Arch::X86_64);
+        assert_eq!(x86.lib_dir, PathBuf::from("/usr/lib/x86_64-linux-gnu"));
+        let rhel = ContainerLayout::for_rootfs_on(false, Arch::Aarch64);
+        assert_eq!(rhel.lib_dir, PathBuf::from("/usr/lib64"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::inventory::mig::{CapError, MigCap, MigDevice, MigInventory};
-use crate::inventory::{DeviceNode, Gpu};
+use crate::inventory::{DeviceNode, Gpu, Inventory};
 use crate::request::{
     ContainerRequest, DeviceSelector, VisibleDevices, MIG_CONFIG_ENV, MIG_MONITOR_ENV,
 };
@@ -75,14 +75,14 @@ pub fn enumerated<'a>(
 pub fn by_index<'a>(
     gpu_index: u32,
     mig_index: u32,
-    gpus: &'a [Gpu],
+    host: &'a Inventory,
     inventory: &'a MigInventory,
 ) -> Result<(&'a Gpu, &'a MigDevice), MigError> {
     let requested = format!("{gpu_index}:{mig_index}");
-    let Some(gpu) = gpus.iter().find(|g| g.index == gpu_index) else {
+    let Some(gpu) = host.gpus.iter().find(|g| g.index == gpu_index) else {
         return Err(MigError::UnknownGpu {
             requested,
-            available: select::available(gpus),
+            available: select::available(host),
         });
     };
     let state = inventory.gpu(gpu_index).filter(|s| s.enabled);

@@ -19,7 +19,7 @@ pub use entries::{
     TargetType,
 };
 pub use mig::MigError;
-pub use select::{select, select_gpus, Selection};
+pub use select::{select, Selection};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -32,6 +32,13 @@ pub enum PlanError {
         "GPU {requested} requested: it matches several GPUs ({matches}); give more of the UUID"
     )]
     AmbiguousUuid { requested: String, matches: String },
+    #[error("{requested} requested, but GPU {index} ({bus_id}) cannot be used: {reason}; check the GPU on the host (nvidia-smi -q -i {bus_id}, the kernel log) or ask for another")]
+    UnusableGpu {
+        requested: String,
+        index: u32,
+        bus_id: String,
+        reason: String,
+    },
     #[error(transparent)]
     Mig(#[from] MigError),
     #[error("GPU {index} ({uuid}) requested, but its device node {path} is missing on the host: load the driver's device files (nvidia-modprobe, or run nvidia-smi once)")]
@@ -72,8 +79,9 @@ pub struct DeviceRule {
 pub struct ProcDriverView {
     pub version: String,
     pub params: String,
-    /// `(bus id, information text)` of the selected GPUs only.
-    pub gpus: Vec<(String, String)>,
+    /// `(bus id, host directory)` of the selected GPUs only: each GPU's real procfs directory
+    /// (`information`, `registry`, `power`, ...) is bound there read-only.
+    pub gpus: Vec<(String, PathBuf)>,
     /// `(path relative to /proc/driver/nvidia, text)` of the capability files of the given MIG
     /// devices (`capabilities/gpu0/mig/gi1/access`, ...): NVML in the container reads them.
     pub mig_capabilities: Vec<(PathBuf, String)>,
@@ -83,6 +91,8 @@ pub struct ProcDriverView {
 pub struct InjectionPlan {
     /// Indices and UUIDs of the selected GPUs (MIG devices: parent's index, MIG UUID), for logs.
     pub gpus: Vec<(u32, String)>,
+    /// GPUs `all` left out because they cannot be used: `(index, bus id, why)`, for logs.
+    pub skipped_gpus: Vec<(u32, String, String)>,
     /// In the order they are made: device nodes, files, directories (see
     /// [`MountEntry::stage`]); targets never overlap (see [`targets`]).
     pub mounts: Vec<MountEntry>,
@@ -133,7 +143,7 @@ pub fn plan(
     layout: &ContainerLayout,
 ) -> Result<InjectionPlan, PlanError> {
     let selection = select::within_declared(
-        select(&request.devices, &inventory.gpus, inventory.mig.as_ref())?,
+        select(&request.devices, inventory)?,
         &request.declared_devices,
         &inventory.gpus,
     );
@@ -159,9 +169,7 @@ pub fn plan(
     }
     mounts.extend(library_mounts);
     mounts.extend(file_mounts(request, inventory, layout));
-    if wants_driver_internals(request) {
-        mounts.extend(ipc_mounts(request, inventory));
-    }
+    mounts.extend(ipc_mounts(request, inventory));
     // Devices first, files next, directories last: nothing mounted early can hold a later
     // target (the sort is stable, so each group keeps its order).
     mounts.sort_by_key(MountEntry::stage);
@@ -172,6 +180,11 @@ pub fn plan(
     proc_driver.mig_capabilities = mig.proc_files;
     Ok(InjectionPlan {
         gpus: selection.summary(),
+        skipped_gpus: selection
+            .skipped
+            .iter()
+            .map(|u| (u.index, u.bus_id.clone(), u.reason.clone()))
+            .collect(),
         mounts,
         device_rules,
         devices: devices.into_iter().cloned().collect(),
@@ -203,8 +216,13 @@ fn device_nodes<'a>(
         devices.push(node);
     }
     // `none` gets the driver's files but no device at all: without nvidiactl no GPU opens.
+    // The others come with their capability (see `catalog::control_device_capability`).
     if request.devices != VisibleDevices::NoGpu {
-        devices.extend(inventory.control_devices.iter());
+        devices.extend(inventory.control_devices.iter().filter(|d| {
+            let name = d.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            catalog::control_device_capability(name)
+                .map_or(true, |c| request.capabilities.contains(&c))
+        }));
     }
     devices.extend(imex_channels(request, inventory)?);
     devices.extend(mig_nodes.iter());
@@ -247,18 +265,29 @@ fn file_mounts(
     binaries.chain(firmware).chain(support).collect()
 }
 
-/// The persistenced and fabric manager sockets, and the MPS pipe directory, which goes where
+/// The persistenced (utility) and fabric manager (compute) sockets, and the MPS pipe directory
+/// (compute), which goes where
 /// the container's `CUDA_MPS_PIPE_DIRECTORY` says, if it says (checked: see [`targets`]).
 fn ipc_mounts(request: &ContainerRequest, inventory: &Inventory) -> Vec<MountEntry> {
-    let sockets = inventory.ipc.iter().map(|f| {
-        MountEntry::ipc(
-            f.host_path.clone(),
-            f.container_path.clone(),
-            TargetType::NonDirectory,
-            TargetOrigin::Driver,
-        )
-    });
-    let mps = inventory.mps_pipe_dir.iter().map(|f| {
+    let wants = |path: &Path| {
+        request
+            .capabilities
+            .contains(&catalog::ipc_capability(path))
+    };
+    let sockets = inventory
+        .ipc
+        .iter()
+        .filter(|f| wants(&f.container_path))
+        .map(|f| {
+            MountEntry::ipc(
+                f.host_path.clone(),
+                f.container_path.clone(),
+                TargetType::NonDirectory,
+                TargetOrigin::Driver,
+            )
+        });
+    let compute = request.capabilities.contains(&DriverCapability::Compute);
+    let mps = inventory.mps_pipe_dir.iter().filter(|_| compute).map(|f| {
         let (container_path, origin) = match &request.mps_pipe_directory {
             Some(path) => (
                 path.clone(),
@@ -344,7 +373,7 @@ pub fn proc_driver_view(inventory: &Inventory, gpus: &[&Gpu]) -> ProcDriverView 
         params: crate::inventory::proc_driver::container_params(&inventory.proc_params),
         gpus: gpus
             .iter()
-            .map(|g| (g.info.bus_id.clone(), g.information_text.clone()))
+            .map(|g| (g.info.bus_id.clone(), g.proc_dir.clone()))
             .collect(),
         mig_capabilities: Vec::new(),
     }

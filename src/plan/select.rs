@@ -1,7 +1,7 @@
 //! Which of the host's GPUs and MIG devices a device list names.
 
-use crate::inventory::mig::{MigDevice, MigInventory};
-use crate::inventory::Gpu;
+use crate::inventory::mig::MigDevice;
+use crate::inventory::{Gpu, Inventory, UnusableGpu};
 use crate::request::{DeviceSelector, VisibleDevices};
 
 use super::mig;
@@ -14,6 +14,8 @@ pub struct Selection<'a> {
     pub gpus: Vec<&'a Gpu>,
     /// MIG devices with their parent GPU, in request order.
     pub mig: Vec<(&'a Gpu, &'a MigDevice)>,
+    /// GPUs `all` would have given but that cannot be used (for the log).
+    pub skipped: Vec<&'a UnusableGpu>,
 }
 
 impl<'a> Selection<'a> {
@@ -39,27 +41,25 @@ impl<'a> Selection<'a> {
     }
 }
 
-/// The selected whole GPUs in index order; MIG selectors are an error here (see [`select`]).
-pub fn select_gpus<'a>(
-    devices: &VisibleDevices,
-    gpus: &'a [Gpu],
-) -> Result<Vec<&'a Gpu>, PlanError> {
-    Ok(select(devices, gpus, None)?.gpus)
-}
-
-/// The selected GPUs and MIG devices; `mig_inventory` is needed when the list names MIG
-/// devices. UUID prefixes are accepted when they match exactly one GPU: a prefix that matched
-/// several would silently hand out the wrong one.
+/// The selected GPUs and MIG devices of `inventory` (its MIG devices are needed when the list
+/// names any). UUID prefixes are accepted when they match exactly one GPU: a prefix that
+/// matched several would silently hand out the wrong one.
+///
+/// A GPU the driver lists but whose `information` cannot be used fails a request that names
+/// it by index, saying why; `all` gives the usable GPUs and reports the others in
+/// [`Selection::skipped`]: one broken GPU must not stop every container on the node, and it
+/// could not be given correctly anyway (its device node is unknown).
 pub fn select<'a>(
     devices: &VisibleDevices,
-    gpus: &'a [Gpu],
-    mig_inventory: Option<&'a MigInventory>,
+    inventory: &'a Inventory,
 ) -> Result<Selection<'a>, PlanError> {
+    let gpus = &inventory.gpus;
     let selectors = match devices {
         VisibleDevices::All => {
             return Ok(Selection {
                 gpus: gpus.iter().collect(),
                 mig: Vec::new(),
+                skipped: inventory.unusable_gpus.iter().collect(),
             })
         }
         VisibleDevices::NoGpu => return Ok(Selection::default()),
@@ -67,21 +67,22 @@ pub fn select<'a>(
     };
     let mut selected = Selection::default();
     for selector in selectors {
+        refuse_unusable(selector, inventory)?;
         let gpu = match selector {
             DeviceSelector::Index(index) => gpus
                 .iter()
                 .find(|g| g.index == *index)
-                .ok_or_else(|| unknown(selector, gpus))?,
-            DeviceSelector::Uuid(uuid) => by_uuid(uuid, gpus)?,
+                .ok_or_else(|| unknown(selector, inventory))?,
+            DeviceSelector::Uuid(uuid) => by_uuid(uuid, inventory)?,
             DeviceSelector::MigIndex { gpu, mig: index } => {
-                let inventory = mig::enumerated(mig_inventory, selector)?;
-                let found = mig::by_index(*gpu, *index, gpus, inventory)?;
+                let mig_inventory = mig::enumerated(inventory.mig.as_ref(), selector)?;
+                let found = mig::by_index(*gpu, *index, inventory, mig_inventory)?;
                 add_mig(&mut selected, found);
                 continue;
             }
             DeviceSelector::MigUuid(uuid) => {
-                let inventory = mig::enumerated(mig_inventory, selector)?;
-                let found = mig::by_uuid(uuid, gpus, inventory)?;
+                let mig_inventory = mig::enumerated(inventory.mig.as_ref(), selector)?;
+                let found = mig::by_uuid(uuid, gpus, mig_inventory)?;
                 add_mig(&mut selected, found);
                 continue;
             }
@@ -92,6 +93,24 @@ pub fn select<'a>(
     }
     selected.gpus.sort_by_key(|g| g.index);
     Ok(selected)
+}
+
+/// A selector naming an unusable GPU by index (whole, or one of its MIG devices).
+fn refuse_unusable(selector: &DeviceSelector, inventory: &Inventory) -> Result<(), PlanError> {
+    let (index, what) = match selector {
+        DeviceSelector::Index(index) => (*index, "GPU"),
+        DeviceSelector::MigIndex { gpu, .. } => (*gpu, "MIG device"),
+        DeviceSelector::Uuid(_) | DeviceSelector::MigUuid(_) => return Ok(()),
+    };
+    match inventory.unusable_gpus.iter().find(|u| u.index == index) {
+        Some(unusable) => Err(PlanError::UnusableGpu {
+            requested: format!("{what} {selector}"),
+            index,
+            bus_id: unusable.bus_id.clone(),
+            reason: unusable.reason.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Narrows `selection` to the GPUs the spec already declares as character devices in
@@ -128,7 +147,8 @@ fn add_mig<'a>(selected: &mut Selection<'a>, found: (&'a Gpu, &'a MigDevice)) {
     }
 }
 
-fn by_uuid<'a>(uuid: &str, gpus: &'a [Gpu]) -> Result<&'a Gpu, PlanError> {
+fn by_uuid<'a>(uuid: &str, inventory: &'a Inventory) -> Result<&'a Gpu, PlanError> {
+    let gpus = &inventory.gpus;
     let wanted = uuid.to_ascii_lowercase();
     if let Some(exact) = gpus
         .iter()
@@ -142,7 +162,7 @@ fn by_uuid<'a>(uuid: &str, gpus: &'a [Gpu]) -> Result<&'a Gpu, PlanError> {
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
-        [] => Err(unknown(&DeviceSelector::Uuid(uuid.to_string()), gpus)),
+        [] => Err(unknown(&DeviceSelector::Uuid(uuid.to_string()), inventory)),
         several => Err(PlanError::AmbiguousUuid {
             requested: uuid.to_string(),
             matches: several
@@ -154,30 +174,45 @@ fn by_uuid<'a>(uuid: &str, gpus: &'a [Gpu]) -> Result<&'a Gpu, PlanError> {
     }
 }
 
-fn unknown(selector: &DeviceSelector, gpus: &[Gpu]) -> PlanError {
+fn unknown(selector: &DeviceSelector, inventory: &Inventory) -> PlanError {
     PlanError::UnknownGpu {
         requested: selector.to_string(),
-        available: available(gpus),
+        available: available(inventory),
     }
 }
 
 /// `this host has GPUs 0-1 (GPU-..., GPU-...)`, for errors naming a GPU that is not there.
-pub(super) fn available(gpus: &[Gpu]) -> String {
-    match (gpus.first(), gpus.last()) {
+/// Unusable GPUs hold their place in the list (`GPU 0 at 0000:10:00.0 unusable`): their
+/// UUIDs are unknown, so a request by UUID may have meant one of them.
+pub(super) fn available(inventory: &Inventory) -> String {
+    let mut entries: Vec<(u32, String)> = inventory
+        .gpus
+        .iter()
+        .map(|g| (g.index, g.info.uuid.clone()))
+        .chain(
+            inventory
+                .unusable_gpus
+                .iter()
+                .map(|u| (u.index, format!("GPU {} at {} unusable", u.index, u.bus_id))),
+        )
+        .collect();
+    entries.sort_by_key(|(index, _)| *index);
+    match (entries.first(), entries.last()) {
         (None, _) | (_, None) => "this host has no GPUs".to_string(),
-        (Some(first), Some(last)) if first.index == last.index => {
-            format!("this host has GPU {} ({})", first.index, first.info.uuid)
+        (Some(first), Some(last)) if first.0 == last.0 => {
+            format!("this host has GPU {} ({})", first.0, first.1)
         }
         (Some(first), Some(last)) => {
-            let uuids = gpus
-                .iter()
-                .map(|g| g.info.uuid.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let described: Vec<&str> = entries.iter().map(|(_, d)| d.as_str()).collect();
             format!(
-                "this host has GPUs {}-{} ({uuids})",
-                first.index, last.index
+                "this host has GPUs {}-{} ({})",
+                first.0,
+                last.0,
+                described.join(", ")
             )
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,6 +28,7 @@ fn gpu(index: u32, uuid: &str, arch: &str) -> Gpu {
             minor: index,
         },
         information_text: format!("GPU UUID: {uuid}\n"),
+        proc_dir: format!("/sim/proc/driver/nvidia/gpus/0000:1{index}:00.0").into(),
         device: Some(node(&format!("nvidia{index}"), 195, index)),
         arch: Some(arch.into()),
         brand: Some("tesla".into()),
@@ -50,8 +51,13 @@ pub(crate) fn inventory() -> Inventory {
         driver_version: "580.159.04".into(),
         cuda_version: Some("13.0".into()),
         gpus: vec![gpu(0, UUID0, "9.0"), gpu(1, UUID1, "8.0")],
+        unusable_gpus: Vec::new(),
         mig: None,
-        control_devices: vec![node("nvidiactl", 195, 255), node("nvidia-uvm", 510, 0)],
+        control_devices: vec![
+            node("nvidiactl", 195, 255),
+            node("nvidia-uvm", 510, 0),
+            node("nvidia-modeset", 195, 254),
+        ],
         libraries: vec![
             library("libnvidia-ml.so", true),
             library("libcuda.so", true),
@@ -66,6 +72,7 @@ pub(crate) fn inventory() -> Inventory {
                 PathBuf::from("/sim/bin/nvidia-cuda-mps-control"),
             ),
         ],
+        skipped_binaries: Vec::new(),
         firmware: vec![HostFile {
             host_path: "/sim/fw/gsp_ga10x.bin".into(),
             container_path: "/lib/firmware/nvidia/580.159.04/gsp_ga10x.bin".into(),
@@ -105,11 +112,11 @@ pub(crate) fn inventory() -> Inventory {
     }
 }
 
-fn debian() -> ContainerLayout {
+pub(crate) fn debian() -> ContainerLayout {
     ContainerLayout::for_rootfs(true)
 }
 
-fn request(env: &[&str]) -> ContainerRequest {
+pub(crate) fn request(env: &[&str]) -> ContainerRequest {
     let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
         "ociVersion": "1.0.2", "root": {"path": "rootfs"},
         "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": env},
@@ -204,7 +211,10 @@ fn one_gpu_by_index_shows_only_that_gpu() {
     );
     assert_eq!(
         plan.proc_driver.gpus,
-        vec![("0000:11:00.0".to_string(), format!("GPU UUID: {UUID1}\n"))]
+        vec![(
+            "0000:11:00.0".to_string(),
+            PathBuf::from("/sim/proc/driver/nvidia/gpus/0000:11:00.0")
+        )]
     );
 }
 
@@ -301,6 +311,38 @@ fn utility_alone_gets_nvidia_smi_but_no_libcuda() {
     assert!(files.contains(&"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.159.04".to_string()));
     assert!(!files.iter().any(|f| f.contains("libcuda")), "{files:?}");
     assert!(!files.iter().any(|f| f.contains("mps")), "{files:?}");
+}
+
+/// As libnvidia-container: the uvm nodes with compute, nvidia-modeset with display; the
+/// persistenced socket with utility, fabric manager and MPS with compute.
+#[test]
+fn control_devices_and_endpoints_come_with_their_capability() {
+    let with = |caps: &str| {
+        let plan = plan_for(&[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            &format!("NVIDIA_DRIVER_CAPABILITIES={caps}"),
+        ])
+        .unwrap();
+        (
+            targets(&plan, MountKind::Device),
+            targets(&plan, MountKind::Ipc),
+        )
+    };
+    let (devices, ipc) = with("utility");
+    assert_eq!(devices, ["/dev/nvidia0", "/dev/nvidiactl"]);
+    assert_eq!(ipc, ["/run/nvidia-persistenced/socket"]);
+    let (devices, ipc) = with("compute");
+    assert_eq!(
+        devices,
+        ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm"]
+    );
+    assert_eq!(ipc, ["/tmp/nvidia-mps"]);
+    let (devices, ipc) = with("display");
+    assert_eq!(
+        devices,
+        ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-modeset"]
+    );
+    assert!(ipc.is_empty(), "{ipc:?}");
 }
 
 #[test]
@@ -519,4 +561,29 @@ fn newer_cuda_compat_libraries_come_first_in_the_ld_cache() {
     ];
     assert!(!dirs(&utility, &with_compat("590.48.01"))
         .contains(&PathBuf::from("/usr/local/cuda/compat")));
+}
+
+/// An aarch64 host (GH200, Jetson) with a Debian-family image: its multiarch directories.
+#[test]
+fn aarch64_images_get_their_multiarch_directories() {
+    let layout = ContainerLayout::for_rootfs_on(true, crate::arch::Arch::Aarch64);
+    let plan = plan(
+        &request(&[
+            "NVIDIA_VISIBLE_DEVICES=0",
+            "NVIDIA_DRIVER_CAPABILITIES=compute,compat32",
+        ]),
+        &inventory(),
+        &layout,
+    )
+    .unwrap();
+    let files = targets(&plan, MountKind::File);
+    assert!(files.contains(&"/usr/lib/aarch64-linux-gnu/libcuda.so.580.159.04".to_string()));
+    assert!(files.contains(&"/usr/lib/arm-linux-gnueabihf/libcuda.so.580.159.04".to_string()));
+    assert_eq!(
+        plan.ldcache_dirs,
+        [
+            PathBuf::from("/usr/lib/aarch64-linux-gnu"),
+            PathBuf::from("/usr/lib/arm-linux-gnueabihf")
+        ]
+    );
 }

@@ -54,7 +54,7 @@ impl VisibleDevices {
 }
 
 /// Parses one value of `NVIDIA_VISIBLE_DEVICES`. `Ok(None)` means "nothing at all" (`void`,
-/// empty); the caller decides what unset means.
+/// empty, a list containing `void`); the caller decides what unset means.
 pub fn parse_visible_devices(value: &str) -> Result<Option<VisibleDevices>, RequestError> {
     let trimmed = value.trim();
     match trimmed {
@@ -63,8 +63,14 @@ pub fn parse_visible_devices(value: &str) -> Result<Option<VisibleDevices>, Requ
         "none" => return Ok(Some(VisibleDevices::NoGpu)),
         _ => {}
     }
+    let items = || trimmed.split(',').map(str::trim).filter(|s| !s.is_empty());
+    // `void` anywhere in the list (`0,void`) voids it, as the incumbent reads it: a list that
+    // a tool built by appending to a `void` default still means "leave me alone".
+    if items().any(|item| item == "void") {
+        return Ok(None);
+    }
     let mut selectors: Vec<DeviceSelector> = Vec::new();
-    for item in trimmed.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in items() {
         let selector = parse_selector(item).ok_or_else(|| RequestError::Devices {
             value: value.to_string(),
             item: item.to_string(),
@@ -148,6 +154,19 @@ mod tests {
         assert_eq!(parse_visible_devices("void").unwrap(), None);
         assert_eq!(parse_visible_devices("").unwrap(), None);
         assert_eq!(parse_visible_devices(" , ").unwrap(), None);
+    }
+
+    #[test]
+    fn a_list_containing_void_is_void() {
+        for value in ["0,void", "void,0", "GPU-5e1f, void ,1", "0:1,void"] {
+            assert_eq!(parse_visible_devices(value).unwrap(), None, "{value}");
+        }
+        assert_eq!(
+            from_volume_mount_names(&["0".into(), "void".into()]).unwrap(),
+            None
+        );
+        // Only the whole word: a device named like it is still a malformed item.
+        assert!(parse_visible_devices("0,voids").is_err());
     }
 
     #[test]

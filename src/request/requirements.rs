@@ -3,7 +3,7 @@
 //! Grammar (the incumbent's): whitespace separates alternative groups, any one of which is
 //! enough; commas join conditions inside a group, all of which must hold. A condition is
 //! `key op value` with key `cuda`, `driver`, `arch` or `brand` and op one of
-//! `=`, `==`, `!=`, `<`, `<=`, `>`, `>=`. Hand-written: the grammar is three splits and an
+//! `=`, `==`, `!=`, `<`, `<=`, `>`, `>=` (`brand`: `=`, `==`, `!=` only). Hand-written: the grammar is three splits and an
 //! operator scan, smaller than any parser-combinator setup would be.
 
 use std::cmp::Ordering;
@@ -141,6 +141,12 @@ impl Condition {
         }
         if key != RequirementKey::Brand && parse_version(value).is_none() {
             return Err(format!("{value:?} in {item:?} is not a version"));
+        }
+        // Brands are names, not versions: like the incumbent, only equality is defined.
+        if key == RequirementKey::Brand && !matches!(op, Operator::Eq | Operator::Ne) {
+            return Err(format!(
+                "{item:?}: a brand can only be compared with = or !="
+            ));
         }
         Ok(Condition {
             key,
@@ -325,6 +331,8 @@ mod tests {
             "cuda>=12,",
             "cuda<>12",
             "cuda>=1.-2",
+            "brand>tesla",
+            "brand<=geforce",
         ] {
             let err = Requirement::parse("NVIDIA_REQUIRE_CUDA", bad)
                 .expect_err(bad)

@@ -220,6 +220,29 @@ check "through the shim: /dev/nvidia0 still opens after it" has shim.after "open
 check "through the shim: nvidia-smi still sees the GPU after it" has shim.after "$uuid0"
 rm -rf "$work/b-hookonly" "$work/b-shim"
 
+echo "== 8b. a second hook run for one container adds nothing to its eBPF device program"
+gcc -O2 -o "$work/device-programs" "$repo/tests/gpu/device-programs.c" || ko "build device-programs.c"
+programs() { # programs NAME: the device programs of the running container NAME
+    local id="gpu-$1-$$" pid
+    pid=$(runc state "$id" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+    "$work/device-programs" "/sys/fs/cgroup$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup")"
+    runc delete --force "$id" >/dev/null 2>&1
+}
+bundle once yes 'sleep 60' NVIDIA_VISIBLE_DEVICES=0
+runc run -d --bundle "$work/b-once" "gpu-once-$$" < /dev/null > /dev/null 2>&1
+once=$(programs once)
+bundle twice yes 'sleep 60' NVIDIA_VISIBLE_DEVICES=0
+python3 - "$work/b-twice/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["hooks"]["prestart"] = spec["hooks"]["prestart"] * 2
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+runc run -d --bundle "$work/b-twice" "gpu-twice-$$" < /dev/null > /dev/null 2>&1
+twice=$(programs twice)
+echo "one hook run: $once | two hook runs: $twice"
+check "two hook runs leave the same device programs as one" test -n "$once" -a "$once" = "$twice"
+
 echo "== 9. CDI: a spec generated here, applied by the runtime shim, gives what the hook gives"
 GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" cdi generate --output "$work/cdi/nvidia.json"
 check "cdi list offers GPU 0 and all" test "$(GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" cdi list --spec-dir "$work/cdi" | tr '\n' ' ')" = "nvidia.com/gpu=0 nvidia.com/gpu=all "
@@ -251,6 +274,25 @@ theirs = [[i, u, b.lower()[-12:]] for i, u, b in smi]
 print("info:", ours, "nvidia-smi:", theirs, "driver:", info["driver_version"], "cuda:", info["cuda_version"], "arch:", [g["arch"] for g in info["gpus"]])
 sys.exit(0 if ours == theirs and info["driver_version"] == sys.argv[3] else 1)
 PY
+# Brands by the toolkit's names: nvidia-smi's "Product Brand" without spaces, lower-cased
+# (NVIDIA -> nvidia, Quadro RTX -> quadrortx).
+smi_brand=$(nvidia-smi -q -i 0 | awk -F: '/Product Brand/ { gsub(/ /, "", $2); print tolower($2); exit }')
+our_brand=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gpus"][0]["brand"])' "$work/info.json")
+echo "brand: nvidia-smi $smi_brand, gpuhook info $our_brand"
+check "info names GPU 0's brand as the toolkit does (nvidia-smi's Product Brand)" test -n "$smi_brand" -a "$our_brand" = "$smi_brand"
+bundle brand yes 'nvidia-smi -L' NVIDIA_VISIBLE_DEVICES=0 "NVIDIA_REQUIRE_BRAND=brand=$our_brand"
+run brand; check "NVIDIA_REQUIRE_BRAND=brand=$our_brand starts a container on GPU 0" has brand.out "$uuid0"
+bundle nobrand yes 'true' NVIDIA_VISIBLE_DEVICES=0 NVIDIA_REQUIRE_BRAND=brand=nosuchbrand
+run nobrand; rc=$?; cat "$work/nobrand.err"
+check "... and brand=nosuchbrand is refused naming the host's brand" test "$rc" != 0 -a -n "$(grep -F "brand $our_brand" "$work/nobrand.err")"
+# A legacy CUDA image (CUDA_VERSION only): every GPU, every capability, as the incumbent.
+bundle legacy yes 'nvidia-smi -L; vecadd; ls /usr/lib/x86_64-linux-gnu' CUDA_VERSION=12.0.0
+run legacy; rc=$?; cat "$work/legacy.err"
+check "legacy image (CUDA_VERSION only) starts, sees every GPU and runs the kernel" test "$rc" = 0 -a "$(grep -c '^GPU' "$work/legacy.out")" = "$gpus" -a -n "$(grep 'vecadd: OK' "$work/legacy.out")"
+if ldconfig -p | grep -q "libnvidia-glcore.so.$driver"; then
+    check "... and gets graphics libraries too (all capabilities)" has legacy.out "libnvidia-glcore.so.$driver"
+fi
+check "hook log lines start with an RFC 3339 UTC timestamp" grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z gpuhook\[' "$work/hook.log"
 GPUHOOK_CONFIG=$work/gpuhook.toml "$hook" list --devices 0 --capabilities graphics,video,utility,compute --json > "$work/list.json"
 gfx_files=$(python3 -c 'import json,sys; print(" ".join(m["container_path"] for m in json.load(open(sys.argv[1]))["mounts"] if "/share/" in m["container_path"] or "/gbm/" in m["container_path"]))' "$work/list.json")
 echo "graphics files listed: $gfx_files"

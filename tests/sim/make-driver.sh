@@ -9,6 +9,7 @@
 #   OUT/gpu-processes        the simulated NVML's process table (absent: no GPU process;
 #                            see tests/sim/README.md and sim_nvml_procs.c)
 # Env: SIM_CUDA_VERSION (default 13000) is what libcuda's cuDriverGetVersion reports.
+#      SIM_BRAND (default 2, NVML_BRAND_TESLA) is the nvmlBrandType_t value NVML reports.
 #      SIM_MIG=1 puts GPU 0 in MIG mode with 2 MIG devices (GPU instances 1 and 2, compute
 #      instance 0 each): OUT/proc/driver/nvidia/capabilities/ and OUT/dev/nvidia-caps/.
 set -euo pipefail
@@ -30,6 +31,10 @@ VERSION=580.159.04
 CUDA_VERSION=${SIM_CUDA_VERSION:-13000}
 case "$CUDA_VERSION" in
     '' | *[!0-9]*) echo "$0: SIM_CUDA_VERSION must be a number" >&2; exit 2 ;;
+esac
+SIM_BRAND=${SIM_BRAND:-2}
+case "$SIM_BRAND" in
+    '' | *[!0-9]*) echo "$0: SIM_BRAND must be a number (an nvmlBrandType_t value)" >&2; exit 2 ;;
 esac
 SIM_MIG=${SIM_MIG:-0}
 case "$SIM_MIG" in
@@ -62,6 +67,8 @@ DEFS=(
     "-DSIM_DEV=$(cstr "$OUT/dev")"
     "-DSIM_CAPS=$(cstr "$OUT/proc/driver/nvidia/capabilities")"
     "-DSIM_PROCESSES=$(cstr "$OUT/gpu-processes")"
+    "-DSIM_BRAND=$SIM_BRAND"
+    "-DSIM_NVML_INIT_LOG=$(cstr "$OUT/nvml-inits.log")"
 )
 
 # ---- libraries -------------------------------------------------------------
@@ -226,6 +233,9 @@ for ((i = 0; i < NGPUS; i++)); do
         printf 'GPU Firmware: \t %s\n' "$VERSION"
         printf 'GPU Excluded:\t No\n'
     } >"$PROC/gpus/$bus/information"
+    # The driver's other per-GPU files, which tools read beside `information`.
+    printf 'Binary: ""\n' >"$PROC/gpus/$bus/registry"
+    printf 'Runtime D3 status:          Disabled by default\nVideo Memory:               Active\n' >"$PROC/gpus/$bus/power"
 done
 
 # ---- MIG (SIM_MIG=1) ------------------------------------------------------------

@@ -19,11 +19,18 @@
  * gi<G>/ci<C>/access (DeviceFileMinor) are usable, as above but opened
  * read-only. So a container lists exactly the MIG devices whose capability
  * files and nodes the hook gave it. MIG UUIDs are derived:
- * MIG-5e1f0000-0000-4000-9000-<minor:4 hex><G:4 hex><C:4 hex>. */
+ * MIG-5e1f0000-0000-4000-9000-<minor:4 hex><G:4 hex><C:4 hex>.
+ *
+ * Every GPU reports brand SIM_BRAND (an nvmlBrandType_t value). Each call of
+ * nvmlInit or nvmlInit_v2 appends the caller's pid as a line to
+ * SIM_NVML_INIT_LOG (when it can be opened: not inside a container), so a
+ * test can count how often a process initialised NVML. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +53,12 @@
 #endif
 #ifndef SIM_CUDA_VERSION
 #define SIM_CUDA_VERSION 13000
+#endif
+#ifndef SIM_BRAND
+#define SIM_BRAND NVML_BRAND_TESLA
+#endif
+#ifndef SIM_NVML_INIT_LOG
+#define SIM_NVML_INIT_LOG "/nonexistent/nvml-inits.log"
 #endif
 
 #define REAL_PROC "/proc/driver/nvidia/gpus"
@@ -323,24 +336,64 @@ static void scan(void)
 	free(names);
 }
 
-int nvmlInit_v2(void)
+static void log_init(void)
 {
+	FILE *f = fopen(SIM_NVML_INIT_LOG, "a");
+
+	if (f == NULL)
+		return;
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
+/* The real NVML starts threads of its own at init and leaves them running; so does this one,
+ * so a caller that must stay single-threaded (setns into a mount namespace) is tested as
+ * it lives with the real library. */
+static void *idle_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int init(void)
+{
+	static int threads_started;
+	log_init();
 	if (init_count++ == 0)
 		scan();
+	if (!threads_started) {
+		/* The thread outlives nvmlShutdown, as the real library's do; pinning the library
+		 * (RTLD_NODELETE) keeps its code mapped when the caller unloads it. */
+		Dl_info self;
+		pthread_t thread;
+		if (dladdr((void *)init, &self) && self.dli_fname)
+			dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+		if (pthread_create(&thread, NULL, idle_thread, NULL) == 0)
+			pthread_detach(thread);
+		threads_started = 1;
+	}
 	return NVML_SUCCESS;
+}
+
+int nvmlInit_v2(void)
+{
+	return init();
 }
 
 int nvmlInit(void)
 {
-	return nvmlInit_v2();
+	return init();
 }
 
 int nvmlShutdown(void)
 {
 	if (init_count == 0)
 		return NVML_ERROR_UNINITIALIZED;
-	if (--init_count == 0)
+	if (--init_count == 0) {
 		device_count = 0;
+	}
 	return NVML_SUCCESS;
 }
 
@@ -471,7 +524,7 @@ int nvmlDeviceGetBrand(nvmlDevice_t device, int *type)
 		return rc;
 	if (type == NULL)
 		return NVML_ERROR_INVALID_ARGUMENT;
-	*type = NVML_BRAND_TESLA;
+	*type = SIM_BRAND;
 	return NVML_SUCCESS;
 }
 

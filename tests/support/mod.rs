@@ -55,7 +55,7 @@ pub fn prerequisites_with(test: &str, programs: &[&str]) -> bool {
         panic!("{test}: missing prerequisite(s) in CI: {missing}");
     }
     eprintln!(
-        "\n!!!!!!!! {test}: NOT RUN: needs {missing} (run `sudo make test`, see README) !!!!!!!!\n"
+        "\n!!!!!!!! {test}: NOT RUN: needs {missing} (run `make test` as root, see README) !!!!!!!!\n"
     );
     false
 }
@@ -80,6 +80,21 @@ pub fn sh(cmd: &mut Command) -> Output {
     out
 }
 
+/// A container script printing every NVIDIA file the container can see, one path per line
+/// in a `files` section.
+pub const NVIDIA_FILES: &str = r#"
+echo "== files =="
+for d in /usr/lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/gbm /usr/bin /usr/share/vulkan/icd.d \
+         /usr/share/vulkan/implicit_layer.d /usr/share/glvnd/egl_vendor.d \
+         /usr/share/egl/egl_external_platform.d /usr/lib/xorg/modules/drivers \
+         /usr/lib/xorg/modules/extensions; do
+    for f in "$d"/*; do
+        case "$f" in *nvidia*|*cuda*|*nvcuvid*|*nvoptix*|*NVIDIA*) echo "$f" ;; esac
+    done
+done
+echo "== end =="
+"#;
+
 /// A simulated driver: `driver/` root, `dev/` nodes, `proc/driver/nvidia`.
 pub struct Sim {
     pub dir: tempfile::TempDir,
@@ -88,13 +103,14 @@ pub struct Sim {
 
 impl Sim {
     pub fn build(gpus: usize) -> Sim {
-        Sim::make(gpus, false)
+        Sim::build_with_env(gpus, &[])
     }
     /// The same with MIG on GPU 0: two MIG devices (see tests/sim/README.md).
     pub fn build_with_mig(gpus: usize) -> Sim {
-        Sim::make(gpus, true)
+        Sim::build_with_env(gpus, &[("SIM_MIG", "1")])
     }
-    fn make(gpus: usize, mig: bool) -> Sim {
+    /// With make-driver.sh's variables (`SIM_MIG`, `SIM_BRAND`, `SIM_CUDA_VERSION`) set.
+    pub fn build_with_env(gpus: usize, env: &[(&str, &str)]) -> Sim {
         let dir = tempfile::Builder::new()
             .prefix("gpuhook-sim-")
             .tempdir()
@@ -104,9 +120,7 @@ impl Sim {
             .arg(repo().join("tests/sim/make-driver.sh"))
             .arg(dir.path())
             .arg(gpus.to_string());
-        if mig {
-            command.env("SIM_MIG", "1");
-        }
+        command.envs(env.iter().copied());
         sh(&mut command);
         Sim { dir, gpus }
     }
@@ -118,6 +132,27 @@ impl Sim {
     }
     pub fn proc_driver(&self) -> PathBuf {
         self.dir.path().join("proc/driver/nvidia")
+    }
+    /// How many times the fake NVML was initialised since the last call (the log is emptied).
+    pub fn take_nvml_inits(&self) -> usize {
+        let log = self.dir.path().join("nvml-inits.log");
+        let count = std::fs::read_to_string(&log)
+            .map(|text| text.lines().count())
+            .unwrap_or(0);
+        let _ = std::fs::remove_file(&log);
+        count
+    }
+    /// Replaces the driver's NVML with a library that has none of its entry points, so every
+    /// attempt to load NVML fails (as on a node whose NVML is missing or broken).
+    pub fn break_nvml(&self) -> PathBuf {
+        let lib_dir = self.driver_root().join(&LIB_DIR[1..]);
+        let lib = lib_dir.join(format!("libnvidia-ml.so.{DRIVER_VERSION}"));
+        std::fs::copy(
+            lib_dir.join(format!("libnvidia-cfg.so.{DRIVER_VERSION}")),
+            &lib,
+        )
+        .unwrap();
+        lib
     }
     /// UUID of GPU `index`, read from the simulated procfs like the hook does.
     pub fn uuid(&self, index: usize) -> String {

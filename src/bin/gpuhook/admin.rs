@@ -6,41 +6,53 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use gpuhook::config::Config;
+use gpuhook::inventory::mig::MigGpu;
 use gpuhook::inventory::{Inventory, InventoryNeeds};
 use gpuhook::plan::{self, ContainerLayout, MountKind};
 use gpuhook::request::{self, ContainerFacts, RequestPolicy};
 
 use crate::fail;
 
-/// `gpuhook info [--json]`. NVML is loaded only for the per-GPU details it alone knows
-/// (architecture, brand); without NVML those show as unknown and the rest still prints.
+/// `gpuhook info [--json]`. libcuda (CUDA version) and NVML (architecture, brand, MIG) are
+/// loaded separately: when one cannot be, only what needs it shows as unknown, with a note
+/// saying which library failed, and the rest still prints.
 pub fn info(config: &Config, as_json: bool) -> ExitCode {
-    let detailed = Inventory::read(
-        &config.driver,
-        InventoryNeeds {
-            cuda_version: true,
-            gpu_details: true,
-            mig: true,
-        },
-    );
-    let (inventory, note) = match detailed {
-        Ok(inventory) => (inventory, None),
-        Err(detail_error) => match Inventory::read(&config.driver, InventoryNeeds::default()) {
-            Ok(inventory) => (inventory, Some(detail_error.to_string())),
-            Err(e) => return fail(None, &e.to_string()),
-        },
+    let mut inventory = match Inventory::read(&config.driver, InventoryNeeds::default()) {
+        Ok(inventory) => inventory,
+        Err(e) => return fail(None, &e.to_string()),
     };
-    let mig_of = |index: u32| {
-        inventory
-            .mig
-            .as_ref()
-            .and_then(|m| m.gpus.iter().find(|g| g.gpu == index))
+    let mut notes = Vec::new();
+    if let Err(e) = inventory.load_cuda_version(&config.driver) {
+        notes.push(format!("CUDA version unknown: {e}"));
+    }
+    let nvml_facts = InventoryNeeds {
+        gpu_details: true,
+        mig: true,
+        ..InventoryNeeds::default()
     };
+    if let Err(e) = inventory.load_nvml_facts(&config.driver, nvml_facts) {
+        notes.push(format!(
+            "architecture, brand and MIG mode unknown (they come from NVML): {e}"
+        ));
+    }
+    if as_json {
+        print_info_json(&inventory, &notes);
+    } else {
+        print_info_table(&inventory, &notes);
+    }
+    ExitCode::SUCCESS
+}
+
+fn mig_of(inventory: &Inventory, index: u32) -> Option<&MigGpu> {
+    inventory.mig.as_ref().and_then(|m| m.gpu(index))
+}
+
+fn print_info_json(inventory: &Inventory, notes: &[String]) {
     let gpus: Vec<serde_json::Value> = inventory
         .gpus
         .iter()
         .map(|g| {
-            let mig = mig_of(g.index);
+            let mig = mig_of(inventory, g.index);
             json!({
                 "index": g.index,
                 "uuid": g.info.uuid,
@@ -60,34 +72,41 @@ pub fn info(config: &Config, as_json: bool) -> ExitCode {
             })
         })
         .collect();
-    if as_json {
-        let value = json!({
-            "driver_version": inventory.driver_version,
-            "cuda_version": inventory.cuda_version,
-            "gpus": gpus,
-            "note": note,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
-    }
+    let unusable: Vec<serde_json::Value> = inventory
+        .unusable_gpus
+        .iter()
+        .map(|u| json!({"index": u.index, "bus_id": u.bus_id, "reason": u.reason}))
+        .collect();
+    let value = json!({
+        "driver_version": inventory.driver_version,
+        "cuda_version": inventory.cuda_version,
+        "gpus": gpus,
+        "unusable_gpus": unusable,
+        "note": (!notes.is_empty()).then(|| notes.join("; ")),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
+fn print_info_table(inventory: &Inventory, notes: &[String]) {
     println!("driver {}", inventory.driver_version);
     println!(
         "cuda {}",
         inventory.cuda_version.as_deref().unwrap_or("unknown")
     );
-    println!("GPU  UUID                                      BUS ID            MINOR  ARCH  MIG       MODEL");
+    println!("GPU  UUID                                      BUS ID            MINOR  ARCH  BRAND     MIG       MODEL");
     for g in &inventory.gpus {
-        let mig = mig_of(g.index);
+        let mig = mig_of(inventory, g.index);
         println!(
-            "{:<4} {:<41} {:<17} {:<6} {:<5} {:<9} {}",
+            "{:<4} {:<41} {:<17} {:<6} {:<5} {:<9} {:<9} {}",
             g.index,
             g.info.uuid,
             g.info.bus_id,
             g.info.minor,
             g.arch.as_deref().unwrap_or("?"),
+            g.brand.as_deref().unwrap_or("?"),
             match mig {
                 Some(m) if m.enabled => "enabled",
                 Some(_) => "disabled",
@@ -102,10 +121,12 @@ pub fn info(config: &Config, as_json: bool) -> ExitCode {
             );
         }
     }
-    if let Some(note) = note {
-        println!("note: details unavailable ({note})");
+    for u in &inventory.unusable_gpus {
+        println!("{:<4} unusable ({}): {}", u.index, u.bus_id, u.reason);
     }
-    ExitCode::SUCCESS
+    for note in notes {
+        println!("note: {note}");
+    }
 }
 
 /// `gpuhook list [--devices D] [--capabilities C] [--json]`: the plan for a container with

@@ -92,6 +92,12 @@ pub fn command(command: CdiCommand, config: &Config, config_named: Option<&Path>
                 Ok(i) => i,
                 Err(e) => return fail(None, &e.to_string()),
             };
+            for unusable in &inventory.unusable_gpus {
+                eprintln!(
+                    "gpuhook: warning: GPU {} ({}) left out of the spec, it cannot be used: {}",
+                    unusable.index, unusable.bus_id, unusable.reason
+                );
+            }
             let options = GenerateOptions {
                 kind: kind.unwrap_or_else(|| config.cdi.default_kind.clone()),
                 naming: device_name_strategy,

@@ -238,11 +238,21 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
         }
         Ok(Outcome::Injected {
             gpus,
+            skipped_gpus,
             capabilities,
             mounts,
             skipped,
             ldconfig_rss_kib,
         }) => {
+            for (index, bus_id, reason) in skipped_gpus {
+                log.write(
+                    LogLevel::Warn,
+                    &format!(
+                        "container={} skipped unusable GPU {index} ({bus_id}): {reason}",
+                        state.id
+                    ),
+                );
+            }
             for reason in &skipped {
                 log.write(
                     LogLevel::Warn,

@@ -48,18 +48,15 @@ impl<'lib> MigCalls<'lib> {
     }
 }
 
-/// Every GPU NVML knows, with its MIG mode and, when enabled, its MIG devices.
-pub fn enumerate(libnvml: &Path) -> Result<Vec<NvmlMigGpu>, InventoryError> {
+/// Every GPU NVML knows, with its MIG mode and, when enabled, its MIG devices. `nvml` is the
+/// run's NVML session, initialised from `libnvml`.
+pub fn enumerate(nvml: &Nvml, libnvml: &Path) -> Result<Vec<NvmlMigGpu>, InventoryError> {
     let error = |what: String, message: String| InventoryError::Nvml {
         path: libnvml.to_path_buf(),
         message: format!("{what}: {message}"),
     };
-    let nvml = Nvml::builder()
-        .lib_path(libnvml.as_os_str())
-        .init()
-        .map_err(|e| error("init".into(), e.to_string()))?;
     // SAFETY: the host driver's own NVML, already loaded (and its initialisers run) by
-    // nvml-wrapper above; this only takes another reference to it.
+    // nvml-wrapper for `nvml`; this only takes another reference to it.
     let library =
         unsafe { Library::new(libnvml) }.map_err(|e| error("dlopen".into(), e.to_string()))?;
     let mut calls: Option<MigCalls> = None;
@@ -88,7 +85,7 @@ pub fn enumerate(libnvml: &Path) -> Result<Vec<NvmlMigGpu>, InventoryError> {
                         .map_err(|e| error("MIG entry points".into(), e.to_string()))?,
                 ),
             };
-            mig_devices(&nvml, &device, calls)
+            mig_devices(nvml, &device, calls)
                 .map_err(|e| error(format!("MIG devices of {uuid}"), e.to_string()))?
         } else {
             Vec::new()

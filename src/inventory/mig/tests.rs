@@ -61,6 +61,7 @@ fn gpu(index: u32, uuid: &str, minor: u32) -> Gpu {
             minor,
         },
         information_text: String::new(),
+        proc_dir: std::path::PathBuf::new(),
         device: None,
         arch: None,
         brand: None,

@@ -83,8 +83,14 @@ fn check_driver(config: &Config, report: &mut Report) {
     report.ok(&format!(
         "driver {} loaded, {} GPU(s)",
         inventory.driver_version,
-        inventory.gpus.len()
+        inventory.gpus.len() + inventory.unusable_gpus.len()
     ));
+    check_gpus(config, &inventory, report);
+    check_libraries(config, &inventory, report);
+    check_utilities(&inventory, report);
+}
+
+fn check_gpus(config: &Config, inventory: &Inventory, report: &mut Report) {
     for gpu in &inventory.gpus {
         match &gpu.device {
             Some(node) => report.ok(&format!(
@@ -105,6 +111,18 @@ fn check_driver(config: &Config, report: &mut Report) {
             ),
         }
     }
+    for unusable in &inventory.unusable_gpus {
+        report.fail(
+            &format!(
+                "GPU {} ({}) cannot be used: {}",
+                unusable.index, unusable.bus_id, unusable.reason
+            ),
+            &format!(
+                "check the GPU (nvidia-smi -q -i {}, the kernel log); containers asking for it fail, `all` gets the other GPUs",
+                unusable.bus_id
+            ),
+        );
+    }
     if !inventory
         .control_devices
         .iter()
@@ -115,6 +133,9 @@ fn check_driver(config: &Config, report: &mut Report) {
             "create the device files: run nvidia-modprobe (or nvidia-smi once) on the host",
         );
     }
+}
+
+fn check_libraries(config: &Config, inventory: &Inventory, report: &mut Report) {
     for library in ["libcuda.so", "libnvidia-ml.so"] {
         if inventory
             .libraries
@@ -134,12 +155,24 @@ fn check_driver(config: &Config, report: &mut Report) {
             );
         }
     }
-    if inventory
-        .binaries
-        .iter()
-        .any(|(name, _)| *name == "nvidia-smi")
-    {
+}
+
+fn check_utilities(inventory: &Inventory, report: &mut Report) {
+    let named = |list: &[(&str, std::path::PathBuf)]| {
+        list.iter()
+            .find(|(name, _)| *name == "nvidia-smi")
+            .map(|(_, path)| path.clone())
+    };
+    if named(&inventory.binaries).is_some() {
         report.ok("nvidia-smi found for utility containers");
+    } else if let Some(script) = named(&inventory.skipped_binaries) {
+        report.warn(
+            &format!(
+                "nvidia-smi {} is a script (skipped on purpose: a host wrapper runs a host path a container does not have), and no ELF nvidia-smi is in driver.binary-dirs",
+                script.display()
+            ),
+            "add the directory of the driver's real nvidia-smi (the one the script runs) to driver.binary-dirs",
+        );
     } else {
         report.warn(
             "nvidia-smi not found in driver.binary-dirs",
