@@ -27,10 +27,12 @@ test:
 test-quick:
 	CI=$${CI:-} cargo test --all-targets
 
-# The hook's wall time for 1 and 8 simulated GPUs with all capabilities (root, runc).
+# The hook's wall time for 1 and 8 simulated GPUs with all capabilities, and what a GPU memory
+# cap adds to a start (root, runc).
 bench:
 	cargo build --release --bins
 	bash scripts/bench-hook.sh target/release/gpuhook
+	bash scripts/bench-caps.sh target/release/gpuhook
 
 # Distro packages of the release build, into target/packages (dpkg-deb; rpmbuild from the rpm
 # package; help2man). See packaging/build.sh.

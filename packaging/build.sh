@@ -39,6 +39,7 @@ done
 ln -s gpuhook "$stage/usr/bin/nvidia-container-runtime-hook"
 install -m 0644 "$repo/config/config.toml" "$stage/etc/gpuhook/config.toml"
 install -m 0644 "$repo/hook/oci-gpuhook.json" "$stage/usr/share/containers/oci/hooks.d/oci-gpuhook.json"
+install -m 0644 "$repo/hook/oci-gpuhook-poststop.json" "$stage/usr/share/containers/oci/hooks.d/oci-gpuhook-poststop.json"
 help2man --no-info --version-string="$version" \
     --name="OCI hook that gives containers NVIDIA GPUs, and its admin commands" \
     "$stage/usr/bin/gpuhook" > "$work/gpuhook.1"

@@ -35,6 +35,7 @@ apt:help2man            help2man              test
 apt:protobuf-compiler   protoc                test
 apt:prometheus          promtool              test
 apt:uidmap              newuidmap             test
+apt:docker-compose      docker-compose        test
 rustup                  cargo                 demo test
 component:rustfmt       sub:fmt               test
 component:clippy        sub:clippy            test

@@ -47,6 +47,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// CDI: spec directories and how requests name CDI devices.
     pub cdi: CdiConfig,
+    /// GPU memory caps and compute shares.
+    pub memory: crate::memcap::MemoryConfig,
 }
 
 /// How the runtime shim gives a container its GPUs.
@@ -183,6 +185,7 @@ impl Default for Config {
             log: LogConfig::default(),
             runtime: RuntimeConfig::default(),
             cdi: CdiConfig::default(),
+            memory: crate::memcap::MemoryConfig::default(),
         }
     }
 }
@@ -298,6 +301,9 @@ impl Config {
             return Err(invalid(
                 "hook.ldconfig-timeout = 0: must be at least 1 (seconds)".into(),
             ));
+        }
+        if let Some(problem) = self.memory.problem() {
+            return Err(invalid(problem));
         }
         let absolute_keys: [(&str, &Path); 5] = [
             ("driver.root", &self.driver.root),

@@ -9,6 +9,7 @@ use crate::apply::{self, ApplyError};
 use crate::config::Config;
 use crate::container::{ContainerError, ContainerHandle};
 use crate::inventory::{container_layout, Inventory, InventoryError, InventoryNeeds};
+use crate::memcap::{self, CapError};
 use crate::plan::{self, PlanError};
 use crate::request::{self, ContainerFacts, RequestError, RequestPolicy, RequirementKey};
 
@@ -30,6 +31,8 @@ pub enum HookError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Container(#[from] ContainerError),
+    #[error(transparent)]
+    Caps(#[from] CapError),
 }
 
 /// The fields of the OCI state the hook uses.
@@ -55,7 +58,16 @@ pub enum Outcome {
         mounts: usize,
         skipped: Vec<String>,
         ldconfig_rss_kib: Option<u64>,
+        /// The caps given (see `memcap`), when the container has any.
+        caps: Option<CapsGiven>,
     },
+}
+
+/// A capped container's caps, for the log: the summary and where its own values were lowered.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CapsGiven {
+    pub summary: String,
+    pub lowered: Vec<String>,
 }
 
 impl OciState {
@@ -79,6 +91,8 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
     let Some(request) = request::container_request(&facts, &RequestPolicy::from(config))? else {
         return Ok(Outcome::Untouched);
     };
+    let memory =
+        request::memory::read(&facts, config.memory.accept_unprivileged).map_err(CapError::from)?;
     let handle = container(state, &spec, &spec_path)?;
     let needs = InventoryNeeds {
         cuda_version: request.needs(RequirementKey::Cuda),
@@ -92,8 +106,19 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
         handle.root_ids(),
         facts.tmpfs_mounts.clone(),
     );
-    let plan = plan::plan(&request, &inventory, &layout)?;
-    let applied = apply::apply(&plan, &handle, config)?;
+    let mut plan = plan::plan(&request, &inventory, &layout)?;
+    let target = memcap::Target {
+        id: &state.id,
+        bundle: &state.bundle,
+        handle: &handle,
+    };
+    let caps = memcap::enforce(
+        config, &memory, &request, &inventory, &layout, &mut plan, &target,
+    )?;
+    // A start that fails after the container joined its pool leaves it again.
+    let applied = apply::apply(&plan, &handle, config).inspect_err(|_| {
+        caps.iter().for_each(memcap::Enforced::undo);
+    })?;
     Ok(Outcome::Injected {
         gpus: plan.gpus,
         skipped_gpus: plan.skipped_gpus,
@@ -101,6 +126,10 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
         mounts: plan.mounts.len(),
         skipped: applied.skipped,
         ldconfig_rss_kib: applied.ldconfig_rss_kib,
+        caps: caps.map(|c| CapsGiven {
+            summary: c.summary,
+            lowered: c.lowered,
+        }),
     })
 }
 

@@ -16,6 +16,8 @@ pub mod fsutil;
 pub mod hook;
 pub mod inventory;
 pub mod log;
+pub mod memcap;
+pub mod mps;
 pub mod plan;
 pub mod request;
 pub mod runtime;

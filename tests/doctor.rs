@@ -294,3 +294,57 @@ fn skipped_scripts_and_unusable_gpus_are_named() {
         "{report}"
     );
 }
+
+/// Each GPU's compute mode; with caps in `[memory]`, a Default-mode GPU gets the warning that a
+/// process bypassing MPS is uncapped and the operator's fix; a missing MPS control binary
+/// fails.
+#[test]
+fn compute_modes_and_the_default_mode_warning_with_caps() {
+    if !prerequisites_with("compute_modes_and_the_default_mode_warning_with_caps", &[]) {
+        return;
+    }
+    let node = Node::healthy();
+    let uuid = node.sim.uuid(0);
+    let (ok, report) = node.doctor();
+    assert!(ok, "{report}");
+    assert!(
+        report.contains(&format!("ok    GPU 0 ({uuid}) compute mode Default\n")),
+        "{report}"
+    );
+    let config = node.dir.path().join("gpuhook.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}[memory]\ndefault-limit = \"2G\"\n")).unwrap();
+    let (ok, report) = node.doctor();
+    assert!(ok, "a warning is no failure: {report}");
+    assert!(
+        report.contains(&format!(
+            "warn  GPU 0 ({uuid}) compute mode Default, with GPU memory caps"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("nvidia-smi -i 0 -c EXCLUSIVE_PROCESS"),
+        "{report}"
+    );
+    std::fs::write(node.sim.dir.path().join("compute-mode"), "3\n").unwrap();
+    let (_, report) = node.doctor();
+    assert!(
+        report.contains(&format!(
+            "ok    GPU 0 ({uuid}) compute mode Exclusive_Process\n"
+        )),
+        "{report}"
+    );
+    std::fs::remove_file(
+        node.sim
+            .driver_root()
+            .join("usr/bin/nvidia-cuda-mps-control"),
+    )
+    .unwrap();
+    let (ok, report) = node.doctor();
+    assert!(!ok, "{report}");
+    assert_eq!(failures(&report).len(), 1, "{report}");
+    assert!(
+        failures(&report)[0].contains("nvidia-cuda-mps-control"),
+        "{report}"
+    );
+}

@@ -6,108 +6,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use support::docker::*;
 use support::engines::*;
 use support::*;
-
-const IMAGE: &str = "gpuhook-test:latest";
-
-/// A private dockerd set up the way a user sets up gpuhook: `gpuhook install` puts the
-/// compatibility name on its PATH, `gpuhook configure --runtime docker` writes its daemon.json.
-struct Docker {
-    daemon: Daemon,
-    /// Declared after `daemon`: dropped after dockerd has stopped.
-    _containerd: Containerd,
-}
-
-impl Docker {
-    fn start(sim: &Sim) -> Docker {
-        let dir = tempfile::Builder::new()
-            .prefix("gpuhook-docker-")
-            .tempdir()
-            .unwrap();
-        let root = dir.path().to_path_buf();
-        let bin = root.join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        sh(Command::new(gpuhook_bin())
-            .args(["install", "--bin-dir"])
-            .arg(&bin));
-        assert!(
-            bin.join("nvidia-container-runtime-hook").exists(),
-            "gpuhook install made no nvidia-container-runtime-hook in {bin:?}"
-        );
-        let daemon_json = root.join("daemon.json");
-        std::fs::write(&daemon_json, "{\n  \"log-level\": \"warn\"\n}\n").unwrap();
-        sh(Command::new(gpuhook_bin())
-            .args(["configure", "--runtime", "docker", "--config"])
-            .arg(&daemon_json)
-            .arg("--runtime-path")
-            .arg(gpuhook_runtime_bin()));
-        let config = root.join("gpuhook.toml");
-        std::fs::write(&config, sim.config(&root.join("gpuhook.log"), "")).unwrap();
-        // dockerd's own containerd is whichever one /run/containerd holds if any (a host's
-        // system containerd, with its own environment); give it ours explicitly.
-        let containerd = Containerd::start(Some(&config));
-
-        let daemon = start_dockerd(
-            dir,
-            &daemon_json,
-            &containerd,
-            |dockerd| {
-                // dockerd runs `--gpus`'s hook with its own environment (containerd's shim
-                // runs the runtime with containerd's, set above): both reach gpuhook this way.
-                dockerd.env("GPUHOOK_CONFIG", &config).env(
-                    "PATH",
-                    format!(
-                        "{}:{}",
-                        bin.display(),
-                        std::env::var("PATH").unwrap_or_default()
-                    ),
-                );
-            },
-            IMAGE,
-        );
-        Docker {
-            daemon,
-            _containerd: containerd,
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.daemon.dir.path().join("docker.sock")
-    }
-
-    fn gpuhook_log(&self) -> String {
-        std::fs::read_to_string(self.daemon.dir.path().join("gpuhook.log")).unwrap_or_default()
-    }
-
-    fn cmd(&self) -> Command {
-        docker_at(&self.socket())
-    }
-
-    /// `docker run --rm --network none ARGS IMAGE sh -c SCRIPT`; also returns the container id.
-    fn run(&self, args: &[&str], script: &str) -> (Outcome, String) {
-        let cidfile = self.daemon.dir.path().join(format!(
-            "cid-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let out = self
-            .cmd()
-            .args(["run", "--rm", "--network", "none", "--cidfile"])
-            .arg(&cidfile)
-            .args(args)
-            .args([IMAGE, "sh", "-c", script])
-            .output()
-            .unwrap();
-        let id = std::fs::read_to_string(&cidfile).unwrap_or_default();
-        (Outcome::from(out), id)
-    }
-}
 
 impl Docker {
     /// Starts a detached GPU container with `args`, counts the GPUs its nvidia-smi lists, then
@@ -204,37 +108,6 @@ fn reapply_recorded_device_rules_v1(pid: &str, state_json: &Path) -> Result<(), 
             "devices.deny"
         };
         write(file, &line)?;
-    }
-    Ok(())
-}
-
-/// Runs every case, then fails once with all that went wrong (so one run shows everything).
-/// A named check; `Err` says what was wrong.
-type Case<'a> = (&'static str, Box<dyn FnOnce() -> Result<(), String> + 'a>);
-
-fn run_cases(cases: Vec<Case<'_>>) {
-    let mut failures = Vec::new();
-    for (name, case) in cases {
-        match case() {
-            Ok(()) => eprintln!("ok: {name}"),
-            Err(why) => {
-                eprintln!("FAILED: {name}: {why}");
-                failures.push(format!("{name}: {why}"));
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-fn expect_failure_naming(out: &Outcome, message: &str) -> Result<(), String> {
-    if out.success {
-        return Err(format!("container started: {}", out.describe()));
-    }
-    if !out.stderr.contains(message) {
-        return Err(format!(
-            "docker's error does not carry {message:?}: {}",
-            out.stderr
-        ));
     }
     Ok(())
 }

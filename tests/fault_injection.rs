@@ -364,7 +364,8 @@ fn a_second_hook_run_on_the_same_container() {
     let log = std::env::temp_dir().join("gpuhook-test-twice.log");
     let script = format!(
         "{SMI}\necho libcuda-mounts=$(grep -c libcuda.so.{DRIVER_VERSION} /proc/self/mountinfo)\n\
-         echo mask-mounts=$(grep -c ' /proc/driver' /proc/self/mountinfo)\n\
+         echo mask-mounts=$(grep -c ' /proc/driver ' /proc/self/mountinfo)\n\
+         echo gpu-dir-mounts=$(grep -c ' /proc/driver/nvidia/gpus/' /proc/self/mountinfo)\n\
          echo node-mounts=$(grep -c ' /dev/nvidia0 ' /proc/self/mountinfo)\n"
     );
     let bundle = Bundle::new(
@@ -381,7 +382,12 @@ fn a_second_hook_run_on_the_same_container() {
     eprintln!("second run: success={} {}", out.success, out.stderr.trim());
     let out = out.expect_success();
     assert!(out.stdout.contains(&sim.uuid(0)), "{}", out.stdout);
-    for line in ["libcuda-mounts=1", "mask-mounts=1", "node-mounts=1"] {
+    for line in [
+        "libcuda-mounts=1",
+        "mask-mounts=1",
+        "gpu-dir-mounts=1",
+        "node-mounts=1",
+    ] {
         assert!(out.stdout.contains(line), "{line}:\n{}", out.stdout);
     }
     host.assert_unchanged("two hook runs");

@@ -122,7 +122,15 @@ fn a_container_that_asks_for_nothing_is_left_alone() {
         stderr.contains("createContainer") && stderr.contains("prestart or createRuntime"),
         "{stderr}"
     );
-    assert_eq!(hook(&["poststop"], b"", &config).0, 0);
+    // poststop: nothing to do for a container gpuhook did not cap; a malformed state is one
+    // clear line.
+    let config = format!("{config}[memory]\nmps-root = \"/nonexistent/mps\"\n");
+    let (code, stderr) = hook(&["poststop"], &state_for(bundle.path()), &config);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    let (code, stderr) = hook(&["poststop"], b"", &config);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(stderr.contains("OCI state"), "{stderr}");
 }
 
 #[test]

@@ -172,3 +172,32 @@ fn an_etc_owned_by_another_uid_is_refused() {
     assert_one_clear_line(&out.stderr, &b.id, "belongs to uid 4242", "etc owner");
     host.assert_unchanged("/etc owned by another uid");
 }
+
+/// A volume at `/tmp/data` covered by a tmpfs at `/tmp` (the spec mounts them in that order):
+/// the ldconfig child's view is rebuilt from the mounts it may see, so the hidden volume is
+/// neither an obstacle nor visible, and the container starts with a working ld cache.
+#[test]
+fn a_volume_hidden_under_a_tmpfs_is_neither_seen_nor_in_the_way() {
+    if !prerequisites("a_volume_hidden_under_a_tmpfs_is_neither_seen_nor_in_the_way") {
+        return;
+    }
+    let sim = Sim::build(1);
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(volume.path().join("marker"), b"host").unwrap();
+    let host = HostWatch::new().watch(volume.path());
+    let b = bundle("hidden-volume", &sim, "");
+    std::fs::create_dir_all(b.rootfs().join("tmp/data")).unwrap();
+    b.edit_spec(|spec| {
+        let mounts = spec["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({
+            "destination": "/tmp/data", "type": "bind", "source": volume.path(),
+            "options": ["rbind", "rw"]
+        }));
+        mounts.push(serde_json::json!({
+            "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]
+        }));
+    });
+    let out = b.run().expect_success();
+    assert!(out.stdout.contains(&sim.uuid(0)), "{}", out.stdout);
+    host.assert_unchanged("a volume hidden under a tmpfs");
+}

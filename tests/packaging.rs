@@ -17,12 +17,13 @@ use support::*;
 
 const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 /// Every path the package installs (the link and the man page link included).
-const PACKAGE_FILES: [&str; 9] = [
+const PACKAGE_FILES: [&str; 10] = [
     "/usr/bin/gpuhook",
     "/usr/bin/gpuhook-runtime",
     "/usr/bin/nvidia-container-runtime-hook",
     "/etc/gpuhook/config.toml",
     "/usr/share/containers/oci/hooks.d/oci-gpuhook.json",
+    "/usr/share/containers/oci/hooks.d/oci-gpuhook-poststop.json",
     "/usr/share/man/man1/gpuhook.1.gz",
     "/usr/share/man/man1/gpuhook-runtime.1.gz",
     "/usr/share/man/man1/nvidia-container-runtime-hook.1.gz",

@@ -185,6 +185,7 @@ fn the_one_package_list_covers_every_test_program() {
         "rpm",
         "lintian",
         "help2man",
+        "docker-compose",
     ] {
         assert!(test.contains(&package.to_string()), "{package}: {test:?}");
     }

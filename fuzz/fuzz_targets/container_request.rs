@@ -1,9 +1,11 @@
 //! A tenant's config.json (env forms, volume-mount channel, annotations, capabilities) to the
-//! request, legacy and CDI: the whole spec parsed as the hook and the shim parse it.
+//! request, legacy and CDI, and its memory caps (env forms and the policy that resolves them):
+//! the whole spec parsed as the hook and the shim parse it.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 use gpuhook::config::Config;
+use gpuhook::memcap::Limits;
 use gpuhook::request::cdi::{cdi_devices, CdiRequestPolicy};
 use gpuhook::request::{container_request, ContainerFacts, RequestPolicy};
 
@@ -22,4 +24,12 @@ fuzz_target!(|data: &[u8]| {
         annotation_prefixes: &prefixes,
     };
     let _ = cdi_devices(&facts, &policy, &cdi);
+    if let Ok(memory) = gpuhook::request::memory::read(&facts, true) {
+        let gpus = [(0, "GPU-0".to_string()), (1, "MIG-1".to_string())];
+        let bounds = Limits {
+            memory_bytes: Some(4 << 30),
+            compute_percent: Some(50),
+        };
+        let _ = gpuhook::memcap::policy::resolve(&memory, &gpuhook::memcap::policy(&config.memory, bounds), &gpus);
+    }
 });

@@ -15,6 +15,8 @@ pub struct Sources {
     pub state_roots: Vec<StateRoot>,
     /// Docker's API socket; not asked when absent.
     pub docker_socket: Option<PathBuf>,
+    /// gpuhook's MPS root, whose registrations record the caps (`memory.mps-root`).
+    pub mps_root: Option<PathBuf>,
 }
 
 /// Reads the GPUs, then the runtimes' containers and Docker's names, and attributes every GPU
@@ -34,9 +36,17 @@ pub fn snapshot(query: &GpuQuery, sources: &Sources) -> Result<Snapshot, NvmlQue
         containers: locate(read_roots(&sources.state_roots), &processes),
         docker_names,
     };
-    let usage = aggregate(&gpus, |pid| ProcessFacts {
+    let mut usage = aggregate(&gpus, |pid| ProcessFacts {
         name: processes.name(pid),
         owner: known.owner(processes.cgroup_path(pid).as_deref()),
     });
+    if let Some(root) = &sources.mps_root {
+        let registrations: Vec<_> = crate::mps::MpsRoot::new(root)
+            .registrations()
+            .into_iter()
+            .filter_map(|(_, r)| r)
+            .collect();
+        super::caps::attach(&mut usage, &registrations);
+    }
     Ok(Snapshot { gpus, usage })
 }

@@ -7,6 +7,7 @@
 //! as Prometheus text ([`prometheus`]) it is `gpuhook metrics`. Everything after the NVML
 //! query works on plain values.
 
+pub mod caps;
 pub mod cgroup;
 mod collect;
 pub mod docker;
@@ -118,9 +119,8 @@ pub struct UsageProcess {
     pub kinds: BTreeSet<ProcessKind>,
 }
 
-/// One row of `gpuhook ps`: what one container's processes (or the host's) use on one GPU.
-/// A memory cap is a property of such a pair, so it will be a field here (not shown before
-/// gpuhook can set one).
+/// One row of `gpuhook ps`: what one container's processes (or the host's) use on one GPU,
+/// and the cap gpuhook gave that container on that GPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
     pub owner: Owner,
@@ -130,6 +130,8 @@ pub struct Usage {
     pub memory_used_bytes: u64,
     /// In pid order.
     pub processes: Vec<UsageProcess>,
+    /// The memory cap gpuhook's registration of the container records for this GPU.
+    pub memory_cap_bytes: Option<u64>,
 }
 
 /// What `gpuhook ps` and `gpuhook metrics` show at one moment.
@@ -161,6 +163,7 @@ pub fn aggregate(gpus: &[GpuStatus], facts: impl Fn(u32) -> ProcessFacts) -> Vec
                     gpu_uuid: gpu.uuid.clone(),
                     memory_used_bytes: 0,
                     processes: Vec::new(),
+                    memory_cap_bytes: None,
                 });
             row.memory_used_bytes += process.memory_used_bytes.unwrap_or(0);
             row.processes.push(UsageProcess {

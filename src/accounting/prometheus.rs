@@ -166,6 +166,7 @@ mod tests {
             gpu_index,
             gpu_uuid: format!("GPU-{gpu_index}"),
             memory_used_bytes: bytes,
+            memory_cap_bytes: None,
             processes: pids
                 .iter()
                 .map(|&pid| UsageProcess {

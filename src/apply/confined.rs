@@ -10,8 +10,9 @@
 //! 1. it dies with the hook (`PR_SET_PDEATHSIG`), and exits at once if the hook is gone already;
 //! 2. stdin and stdout are `/dev/null`, stderr a pipe to the hook, the program fd 3; every
 //!    other fd is closed (`close_range`);
-//! 3. in its copy of the container's mount namespace, every mount the caller names is detached
-//!    and the rest of the tree below the root is made nosuid, nodev, noexec;
+//! 3. in its copy of the container's mount namespace, it sees the root's own mount and only the
+//!    mounts the caller names to keep (rebuilt from clones, so nothing else can be left over),
+//!    all nosuid, nodev, noexec;
 //! 4. it chroots into the root, checked to be the directory the caller opened;
 //! 5. rlimits bound its address space, data, file size, open files and CPU time;
 //! 6. it takes the caller's uid and gid with no supplementary group, an empty bounding and
@@ -62,8 +63,9 @@ pub struct Command<'a> {
     pub root: &'a CStr,
     /// Its (device, inode): checked after `chdir`, so a path swapped since is refused.
     pub root_id: (u64, u64),
-    /// Mount points to detach, deepest first.
-    pub detach: &'a [CString],
+    /// Mount points to keep in the child's view besides the root's own mount (the only ones
+    /// it sees), parents before children.
+    pub keep: &'a [CString],
     /// The uid and gid to take, in the user namespace the child ends up in.
     pub ids: (u32, u32),
     pub namespaces: Namespaces,
@@ -93,6 +95,8 @@ pub enum ConfinedError {
 
 /// The child builds its argv in a fixed array (it must not allocate).
 const MAX_ARGS: usize = 63;
+/// At most this many mounts to keep (the child holds their fds in a fixed array).
+const MAX_KEEP: usize = 1024;
 
 /// What the child writes when a confinement step fails, then exits with 127.
 const CHILD_FAILED: &[u8] = b"gpuhook: cannot confine the child: ";
@@ -100,6 +104,11 @@ const CHILD_FAILED: &[u8] = b"gpuhook: cannot confine the child: ";
 /// Runs `command` and waits for it (see the module docs).
 pub fn run(command: &Command) -> Result<Finished, ConfinedError> {
     let setup = |what| move |source| ConfinedError::Setup { what, source };
+    if command.keep.len() > MAX_KEEP {
+        return Err(setup("keep more than 1024 mounts")(std::io::Error::from(
+            std::io::ErrorKind::InvalidInput,
+        )));
+    }
     if command.argv.len() > MAX_ARGS {
         return Err(setup("pass more than 63 arguments")(std::io::Error::from(
             std::io::ErrorKind::InvalidInput,
@@ -261,9 +270,23 @@ impl Child<'_> {
         {
             fail(2, "make mounts private")
         }
-        for target in c.detach {
-            if libc::umount2(target.as_ptr(), libc::MNT_DETACH) != 0 {
-                fail(2, "detach a mount")
+        // The view is built from what may be seen, not by taking away what may not: a clone of
+        // the rootfs mount alone (no submounts) is stacked on the rootfs path, then a clone of
+        // each mount to keep is attached on its own path in it, parents first. Everything else
+        // (volumes, procfs, sysfs, mqueue, a mount hidden under another) is simply not there.
+        let mut kept = [-1 as libc::c_int; MAX_KEEP];
+        for (path, fd) in c.keep.iter().zip(kept.iter_mut()) {
+            *fd = open_tree_clone(path);
+        }
+        let root = open_tree_clone(c.root);
+        if root < 0 || !move_mount_to(root, c.root) {
+            fail(2, "stack a copy of the rootfs alone")
+        }
+        for (path, fd) in c.keep.iter().zip(kept.iter()) {
+            // A mount to keep that cannot be reached (hidden, or inside what is left out) is
+            // left out too: ldconfig then sees less, never more.
+            if *fd >= 0 && !move_mount_to(*fd, path) && *libc::__errno_location() != libc::ENOENT {
+                fail(2, "keep a mount")
             }
         }
         let attr = super::mount::MountAttr {
@@ -369,6 +392,32 @@ struct CapData {
     effective: u32,
     permitted: u32,
     inheritable: u32,
+}
+
+/// `open_tree(path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)`: a copy of the mount at `path`
+/// alone, detached; -1 on failure. Raw: it runs in the cloned child.
+unsafe fn open_tree_clone(path: &CStr) -> libc::c_int {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    libc::syscall(
+        libc::SYS_open_tree,
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+    ) as libc::c_int
+}
+
+/// `move_mount(fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH)`: attaches the detached mount
+/// `fd` on `path`.
+unsafe fn move_mount_to(fd: libc::c_int, path: &CStr) -> bool {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    libc::syscall(
+        libc::SYS_move_mount,
+        fd,
+        c"".as_ptr(),
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        MOVE_MOUNT_F_EMPTY_PATH,
+    ) == 0
 }
 
 /// Reports `what` and errno on `fd` and ends the child, without allocating.

@@ -10,7 +10,7 @@
 //!   hang ldconfig, a huge sparse file eat host memory).
 //! - It runs as the container's root with no capability, in new mount, pid and cgroup
 //!   namespaces and the container's (or new) network, IPC and UTS ones, seeing only the image's
-//!   files and what gpuhook mounted (volumes, procfs, sysfs and the rest detached), under an
+//!   files and what gpuhook mounted (volumes, procfs, sysfs and the rest are not there), under an
 //!   allow-list seccomp filter ([`super::seccomp`]), bounded memory, file size, open files and
 //!   CPU time, and killed after `hook.ldconfig-timeout` seconds.
 
@@ -102,9 +102,10 @@ impl HostLdconfig {
         let root = c_path(rootfs.rules.rootfs_path())?;
         let root_stat = rustix::fs::fstat(rootfs.fd())
             .map_err(|e| fail(format!("cannot stat the rootfs: {e}")))?;
-        let detach = rootfs
+        let keep = rootfs
             .rules
-            .foreign_mounts(dirs)
+            .kept_mounts(dirs)
+            .map_err(|e| fail(format!("cannot read the container's mount table: {e}")))?
             .iter()
             .map(|p| c_path(p))
             .collect::<Result<Vec<_>, _>>()?;
@@ -118,7 +119,7 @@ impl HostLdconfig {
             argv: &argv,
             root: &root,
             root_id: (root_stat.st_dev, root_stat.st_ino),
-            detach: &detach,
+            keep: &keep,
             // The container's root: uid 0 of its user namespace, which the child joins.
             ids: (0, 0),
             namespaces: child_namespaces(handle)?,

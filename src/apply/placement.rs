@@ -126,11 +126,12 @@ impl MountRules {
         }
     }
 
-    /// Mounts below the rootfs that the ldconfig child detaches from its copy of the
-    /// namespace, deepest first: all but the rootfs, the fresh tmpfs mounts, ours, and single
-    /// files mounted directly in one of `indexed` (the directories ldconfig reads: a CDI
-    /// spec's library mounts, which the runtime made). Volumes, procfs, sysfs and the rest go.
-    pub fn foreign_mounts(&self, indexed: &[PathBuf]) -> Vec<PathBuf> {
+    /// The mounts below the rootfs the ldconfig child keeps, parents first: the fresh tmpfs
+    /// mounts, ours, and single files mounted directly in one of `indexed` (the directories
+    /// ldconfig reads: a CDI spec's library mounts, which the runtime made). Volumes, procfs,
+    /// sysfs and the rest are left out. Read again now: ours were attached after `read`.
+    pub fn kept_mounts(&self, indexed: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+        let table = mounts::current()?;
         let indexed: Vec<PathBuf> = indexed
             .iter()
             .map(|d| self.rootfs_path.join(d.strip_prefix("/").unwrap_or(d)))
@@ -141,16 +142,12 @@ impl MountRules {
                 .is_some_and(|dir| indexed.iter().any(|d| d == dir))
                 && std::fs::symlink_metadata(&m.point).is_ok_and(|meta| meta.is_file())
         };
-        mounts::below(&self.table, &self.rootfs_path)
+        let mut kept: Vec<&Mount> = mounts::below(&table, &self.rootfs_path)
             .into_iter()
-            .filter(|m| {
-                m.id != self.rootfs_mount
-                    && !self.fresh.contains(&m.id)
-                    && !self.ours.contains(&m.id)
-                    && !library_file(m)
-            })
-            .map(|m| m.point.clone())
-            .collect()
+            .filter(|m| self.fresh.contains(&m.id) || self.ours.contains(&m.id) || library_file(m))
+            .collect();
+        kept.sort_by_key(|m| m.point.components().count());
+        Ok(kept.into_iter().map(|m| m.point.clone()).collect())
     }
 
     /// The rootfs as the mount table names it (the ldconfig child's chroot).

@@ -29,17 +29,26 @@ fn main() -> ExitCode {
     };
     let log = Log::new(&config.log.file, config.log.level);
     let id = invocation.container_id.clone().unwrap_or_default();
-    match runtime::prepare(&config, &invocation) {
+    // The file name it was executed under: the engine's registered path, which a second runtime
+    // name (a link to this binary) makes different; `memory.runtimes` is keyed by it.
+    let runtime_name = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    match runtime::prepare(&config, &invocation, &runtime_name) {
         Ok(Prepared::Untouched) => {}
         Ok(Prepared::Gpus { gpus, summary }) => {
             let gpus: Vec<String> = gpus.iter().map(|(i, uuid)| format!("{i}={uuid}")).collect();
             log.write(
                 LogLevel::Info,
                 &format!(
-                    "runtime: container={id} gpus=[{}] hook_added={} devices_added={}",
+                    "runtime: container={id} gpus=[{}] hook_added={} devices_added={} hooks_capped={} poststop_added={}",
                     gpus.join(","),
                     summary.hook_added,
-                    summary.devices_added
+                    summary.devices_added,
+                    summary.hooks_capped,
+                    summary.poststop_added
                 ),
             );
         }

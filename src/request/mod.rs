@@ -5,6 +5,7 @@ mod capabilities;
 pub mod cdi;
 mod devices;
 pub mod imex;
+pub mod memory;
 mod mig;
 mod requirements;
 
@@ -327,4 +328,4 @@ fn is_true(value: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

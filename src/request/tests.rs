@@ -182,7 +182,11 @@ fn malformed_values_are_errors() {
     ));
 }
 
-fn spec_with_mounts(env: &[&str], mounts: serde_json::Value, privileged: bool) -> ContainerFacts {
+pub(crate) fn spec_with_mounts(
+    env: &[&str],
+    mounts: serde_json::Value,
+    privileged: bool,
+) -> ContainerFacts {
     let caps = if privileged {
         vec!["CAP_SYS_ADMIN"]
     } else {

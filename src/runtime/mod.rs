@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::cdi::{CdiError, Registry};
 use crate::config::{Config, RuntimeMode, CONFIG_ENV};
 use crate::inventory::{Inventory, InventoryError, InventoryNeeds};
+use crate::memcap::{self, CapError};
 use crate::plan::{self, ContainerLayout, PlanError};
 use crate::request::cdi::CdiRequestPolicy;
 use crate::request::{self, ContainerFacts, RequestError, RequestPolicy};
@@ -45,6 +46,10 @@ pub enum RuntimeError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Cdi(#[from] CdiError),
+    #[error(transparent)]
+    Caps(#[from] CapError),
+    #[error("GPU memory caps and compute shares apply to GPUs gpuhook's hook gives; CDI devices ({devices}) are not capped: request the GPUs by NVIDIA_VISIBLE_DEVICES=<index or UUID> (runtime.mode = \"auto\" or \"legacy\"), or take the caps out of [memory] in the config")]
+    CdiCapped { devices: String },
 }
 
 /// What the shim did to a bundle.
@@ -64,8 +69,13 @@ pub enum Prepared {
     },
 }
 
-/// Edits the bundle's spec for a GPU container (see the module docs).
-pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared, RuntimeError> {
+/// Edits the bundle's spec for a GPU container (see the module docs). `runtime_name` is the
+/// name the shim was executed under: `memory.runtimes` may impose caps for it.
+pub fn prepare(
+    config: &Config,
+    invocation: &RuncInvocation,
+    runtime_name: &str,
+) -> Result<Prepared, RuntimeError> {
     if !invocation.creates_container() {
         return Ok(Prepared::Untouched);
     }
@@ -92,6 +102,10 @@ pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared,
     })?;
     let facts = ContainerFacts::from_spec(&spec);
     let policy = RequestPolicy::from(config);
+    let memory =
+        request::memory::read(&facts, config.memory.accept_unprivileged).map_err(CapError::from)?;
+    let (imposed_env, imposed) = memcap::imposed_for_runtime(&config.memory, runtime_name);
+    let cap_policy = memcap::policy(&config.memory, imposed);
     let mode = config.runtime.mode;
     if mode != RuntimeMode::Legacy {
         let cdi_policy = CdiRequestPolicy {
@@ -100,6 +114,7 @@ pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared,
         };
         let names = request::cdi::cdi_devices(&facts, &policy, &cdi_policy);
         if !names.is_empty() {
+            refuse_caps_on_cdi(&memory, &cap_policy, &names)?;
             let edits = Registry::load(&config.cdi.spec_dirs).resolve(&names)?;
             let summary =
                 cdi_edit::apply(&mut tree, &edits).map_err(|message| RuntimeError::Spec {
@@ -135,11 +150,14 @@ pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared,
         &inventory,
         &ContainerLayout::for_rootfs(true),
     )?;
+    let capped = memcap::caps_for(&memory, &cap_policy, &request, &plan.gpus)?.is_some();
     let edits = GpuEdits {
         hook_path: hook_path(config).to_string_lossy().into_owned(),
         hook_env: std::env::var(CONFIG_ENV)
             .map(|c| vec![format!("{CONFIG_ENV}={c}")])
             .unwrap_or_default(),
+        imposed_env,
+        poststop: capped,
         devices: plan.devices,
     };
     let summary = spec_edit::apply(&mut tree, &edits).map_err(|message| RuntimeError::Spec {
@@ -154,6 +172,26 @@ pub fn prepare(config: &Config, invocation: &RuncInvocation) -> Result<Prepared,
         gpus: plan.gpus,
         summary,
     })
+}
+
+/// CDI devices are not capped: a CDI request that a cap would apply to (the container's own,
+/// or the operator's) is refused, since silently uncapped would be worse.
+fn refuse_caps_on_cdi(
+    memory: &request::memory::MemoryRequest,
+    policy: &memcap::Policy,
+    names: &[String],
+) -> Result<(), RuntimeError> {
+    let bounds = [policy.default, policy.max, policy.imposed];
+    let capped = !memory.is_empty()
+        || bounds
+            .iter()
+            .any(|l| l.memory_bytes.is_some() || l.compute_percent.is_some());
+    match capped {
+        true => Err(RuntimeError::CdiCapped {
+            devices: names.join(", "),
+        }),
+        false => Ok(()),
+    }
 }
 
 /// Writes the edited spec back in the original's style (pretty or compact).

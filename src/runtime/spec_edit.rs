@@ -15,6 +15,11 @@ pub struct GpuEdits {
     pub hook_path: String,
     /// Env for the hook process (e.g. `GPUHOOK_CONFIG`), never the container's.
     pub hook_env: Vec<String>,
+    /// The caps the shim's runtime name imposes (`GPUHOOK_IMPOSED_*=...`), set in the GPU
+    /// hook's env, also in a hook that was there already (`docker run --gpus`'s).
+    pub imposed_env: Vec<String>,
+    /// Add the `poststop` hook that takes a capped container out of its MPS pool.
+    pub poststop: bool,
     /// Device nodes to declare in `linux.devices` and allow in `linux.resources.devices`.
     pub devices: Vec<DeviceNode>,
 }
@@ -24,11 +29,14 @@ pub struct GpuEdits {
 pub struct EditSummary {
     pub hook_added: bool,
     pub devices_added: usize,
+    /// GPU hooks already there that were given the imposed caps.
+    pub hooks_capped: usize,
+    pub poststop_added: bool,
 }
 
 impl EditSummary {
     pub fn changed(&self) -> bool {
-        self.hook_added || self.devices_added > 0
+        self.hook_added || self.devices_added > 0 || self.hooks_capped > 0 || self.poststop_added
     }
 }
 
@@ -38,15 +46,21 @@ pub fn apply(spec: &mut Value, edits: &GpuEdits) -> Result<EditSummary, String> 
         .as_object_mut()
         .ok_or("config.json is not a JSON object")?;
     let mut summary = EditSummary::default();
-    if !has_gpu_hook(root, &edits.hook_path) {
+    if has_gpu_hook(root, &edits.hook_path) {
+        summary.hooks_capped = impose_on_existing(root, &edits.hook_path, &edits.imposed_env)?;
+    } else {
         let hooks = object_entry(root, "hooks")?;
         let prestart = array_entry(hooks, "prestart")?;
         let mut hook = json!({ "path": edits.hook_path, "args": ["gpuhook", "prestart"] });
-        if !edits.hook_env.is_empty() {
-            hook["env"] = json!(edits.hook_env);
+        let env: Vec<&String> = edits.hook_env.iter().chain(&edits.imposed_env).collect();
+        if !env.is_empty() {
+            hook["env"] = json!(env);
         }
         prestart.push(hook);
         summary.hook_added = true;
+    }
+    if edits.poststop {
+        summary.poststop_added = add_poststop(root, edits)?;
     }
     let linux = object_entry(root, "linux")?;
     for device in &edits.devices {
@@ -101,6 +115,14 @@ pub(super) fn declare_device(
     Ok(true)
 }
 
+fn is_gpu_hook(path: &str, hook_path: &str) -> bool {
+    path == hook_path
+        || std::path::Path::new(path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| HOOK_NAMES.contains(&n))
+}
+
 fn has_gpu_hook(root: &Map<String, Value>, hook_path: &str) -> bool {
     let Some(hooks) = root.get("hooks").and_then(Value::as_object) else {
         return false;
@@ -110,13 +132,71 @@ fn has_gpu_hook(root: &Map<String, Value>, hook_path: &str) -> bool {
         .filter_map(|stage| hooks.get(*stage).and_then(Value::as_array))
         .flatten()
         .filter_map(|h| h.get("path").and_then(Value::as_str))
-        .any(|path| {
-            path == hook_path
-                || std::path::Path::new(path)
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| HOOK_NAMES.contains(&n))
-        })
+        .any(|path| is_gpu_hook(path, hook_path))
+}
+
+/// Puts the imposed caps into the env of every GPU hook already in the spec (replacing any
+/// value they had); returns how many changed.
+fn impose_on_existing(
+    root: &mut Map<String, Value>,
+    hook_path: &str,
+    imposed: &[String],
+) -> Result<usize, String> {
+    if imposed.is_empty() {
+        return Ok(0);
+    }
+    let names: Vec<&str> = imposed
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, _)| k)
+        .collect();
+    let hooks = object_entry(root, "hooks")?;
+    let mut changed = 0;
+    for stage in ["prestart", "createRuntime"] {
+        let Some(entries) = hooks.get_mut(stage).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for hook in entries.iter_mut().filter_map(Value::as_object_mut) {
+            let ours = hook
+                .get("path")
+                .and_then(Value::as_str)
+                .is_some_and(|p| is_gpu_hook(p, hook_path));
+            if !ours {
+                continue;
+            }
+            let env = array_entry(hook, "env")?;
+            let before = env.clone();
+            env.retain(|kv| {
+                let name = kv
+                    .as_str()
+                    .and_then(|kv| kv.split_once('='))
+                    .map(|(k, _)| k);
+                !name.is_some_and(|n| names.contains(&n))
+            });
+            env.extend(imposed.iter().map(|kv| json!(kv)));
+            changed += usize::from(*env != before);
+        }
+    }
+    Ok(changed)
+}
+
+/// The `gpuhook poststop` hook, unless it is there; true when added.
+fn add_poststop(root: &mut Map<String, Value>, edits: &GpuEdits) -> Result<bool, String> {
+    let hooks = object_entry(root, "hooks")?;
+    let poststop = array_entry(hooks, "poststop")?;
+    let present = poststop.iter().any(|h| {
+        h.get("path").and_then(Value::as_str) == Some(&edits.hook_path)
+            && h.get("args").and_then(|a| a.get(1)).and_then(Value::as_str) == Some("poststop")
+    });
+    if present {
+        return Ok(false);
+    }
+    let mut hook = json!({ "path": edits.hook_path, "args": ["gpuhook", "poststop"] });
+    if !edits.hook_env.is_empty() {
+        hook["env"] = json!(edits.hook_env);
+    }
+    poststop.push(hook);
+    Ok(true)
 }
 
 pub(super) fn object_entry<'a>(
@@ -154,6 +234,8 @@ mod tests {
         GpuEdits {
             hook_path: "/usr/bin/gpuhook".into(),
             hook_env: vec!["GPUHOOK_CONFIG=/etc/x.toml".into()],
+            imposed_env: Vec::new(),
+            poststop: false,
             devices: vec![
                 DeviceNode {
                     path: "/dev/nvidia0".into(),
@@ -183,7 +265,8 @@ mod tests {
             summary,
             EditSummary {
                 hook_added: true,
-                devices_added: 2
+                devices_added: 2,
+                ..EditSummary::default()
             }
         );
         // Every original key, at every level, keeps its order and its value except where
@@ -256,5 +339,43 @@ mod tests {
         let mut bad = json!({"hooks": []});
         assert!(apply(&mut bad, &edits()).is_err());
         assert!(apply(&mut json!([]), &edits()).is_err());
+    }
+
+    #[test]
+    fn imposed_caps_reach_a_new_hook_and_one_docker_added() {
+        let imposed = vec!["GPUHOOK_IMPOSED_MEMORY_LIMIT=8192".to_string()];
+        let capped = GpuEdits {
+            imposed_env: imposed.clone(),
+            poststop: true,
+            ..edits()
+        };
+        let mut spec = json!({"ociVersion": "1.0.2"});
+        let summary = apply(&mut spec, &capped).unwrap();
+        assert!(summary.hook_added && summary.poststop_added);
+        assert_eq!(
+            spec["hooks"]["prestart"][0]["env"],
+            json!([
+                "GPUHOOK_CONFIG=/etc/x.toml",
+                "GPUHOOK_IMPOSED_MEMORY_LIMIT=8192"
+            ])
+        );
+        assert_eq!(
+            spec["hooks"]["poststop"][0],
+            json!({"path": "/usr/bin/gpuhook", "args": ["gpuhook", "poststop"], "env": ["GPUHOOK_CONFIG=/etc/x.toml"]})
+        );
+        // Twice: nothing more.
+        assert!(!apply(&mut spec, &capped).unwrap().changed());
+        // dockerd's --gpus hook, with dockerd's env (an old value of ours replaced).
+        let mut docker = json!({"hooks": {"prestart": [{
+            "path": "/usr/bin/nvidia-container-runtime-hook", "args": ["nvidia-container-runtime-hook", "prestart"],
+            "env": ["PATH=/usr/bin", "GPUHOOK_IMPOSED_MEMORY_LIMIT=99999"]}]}});
+        let summary = apply(&mut docker, &capped).unwrap();
+        assert!(!summary.hook_added);
+        assert_eq!(summary.hooks_capped, 1);
+        assert_eq!(
+            docker["hooks"]["prestart"][0]["env"],
+            json!(["PATH=/usr/bin", "GPUHOOK_IMPOSED_MEMORY_LIMIT=8192"])
+        );
+        assert_eq!(docker["hooks"]["prestart"].as_array().unwrap().len(), 1);
     }
 }

@@ -5,9 +5,11 @@
 #   CARRY_DIR/bin/{gpuhook,gpuhook-runtime,runc,busybox}  gpuhook's two binaries (release
 #                                         build), runc, busybox-static
 #   CARRY_DIR/lib/libseccomp.so.2         runc's one library, if the machine lacks it
-# Builds only tests/gpu/vecadd.c and tests/gpu/gpumem.c (gcc). Prints one PASS/FAIL line per check, the timing
-# figures, and "N passed, M failed"; exits non-zero when a check failed. Everything is also
-# written to OUT_DIR/suite.log.
+# Builds only tests/gpu/vecadd.c, gpumem.c, capmem.c and the test tools (gcc); section 12a runs
+# tests/gpu/workloads.sh (PyTorch, CUDA IPC, the hardened spec; WORKLOADS=0 skips it) and
+# counts its checks. Prints one PASS/FAIL line per check, the timing figures, and "N passed,
+# M failed"; exits non-zero when a check failed. Everything is also written to
+# OUT_DIR/suite.log (workloads.sh's part also to OUT_DIR/workloads.log).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 carry=$(realpath "${1:?usage: run-suite.sh CARRY_DIR [OUT_DIR]}")
@@ -40,6 +42,7 @@ mounts_before=$(mounts)
 echo "== setup"
 gcc -O2 -o "$work/vecadd" "$repo/tests/gpu/vecadd.c" -ldl || { echo "cannot build vecadd"; exit 1; }
 gcc -O2 -o "$work/gpumem" "$repo/tests/gpu/gpumem.c" -ldl || { echo "cannot build gpumem"; exit 1; }
+gcc -O2 -o "$work/capmem" "$repo/tests/gpu/capmem.c" -ldl || { echo "cannot build capmem"; exit 1; }
 tmpl=$work/rootfs
 BUSYBOX=$carry/bin/busybox bash "$repo/tests/sim/make-rootfs.sh" "$tmpl" || exit 1
 # The glibc pieces nvidia-smi, the driver libraries and vecadd need: the "image" part of the
@@ -49,6 +52,7 @@ for f in "$(command -v nvidia-smi)" "$work/vecadd" $(ldconfig -p | awk '/libcuda
 done | sort -u | grep -v -e nvidia -e cuda | while read -r lib; do cp -L "$lib" "$tmpl/lib/x86_64-linux-gnu/"; done
 cp "$work/vecadd" "$tmpl/bin/vecadd"
 cp "$work/gpumem" "$tmpl/bin/gpumem"
+cp "$work/capmem" "$tmpl/bin/capmem"
 if [ -n "$(find "$tmpl" \( -name 'libcuda*' -o -name 'nvidia-smi' -o -name 'libnvidia*' \) -print -quit)" ]; then
     echo "rootfs template carries NVIDIA files"; exit 1
 fi
@@ -67,13 +71,18 @@ spec = json.load(open(f"{b}/config.json"))
 spec["process"]["terminal"] = False
 spec["process"]["args"] = ["/bin/sh", "-c", script]
 spec["process"]["env"] = ["PATH=/usr/bin:/bin"] + env
-if with_hook == "yes":
+if with_hook in ("yes", "caps"):
     spec["hooks"] = {"prestart": [{"path": hook, "args": ["nvidia-container-runtime-hook", "prestart"],
                                    "env": [f"GPUHOOK_CONFIG={config}"]}]}
 elif with_hook == "nodes":
     # No GPU asked for, but the device nodes bind-mounted in anyway: the cgroup must deny them.
     spec["mounts"] += [{"destination": d, "source": d, "type": "bind", "options": ["bind"]}
                        for d in ("/dev/nvidia0", "/dev/nvidiactl")]
+if with_hook == "caps":
+    # The memory-cap config, and the packaged hooks.d poststop entry.
+    env = [f"GPUHOOK_CONFIG={config.replace('gpuhook.toml', 'caps.toml')}"]
+    spec["hooks"]["prestart"][0]["env"] = env
+    spec["hooks"]["poststop"] = [{"path": hook, "args": ["gpuhook", "poststop"], "env": env}]
 json.dump(spec, open(f"{b}/config.json", "w"))
 PY
 }
@@ -376,7 +385,63 @@ PY
 for name in memctx mem1g mem2g; do runc delete --force "gpu-$name-$$" > /dev/null 2>&1; rm -rf "$work/b-$name"; done
 kill "$hostmem"; wait "$hostmem" 2>/dev/null
 
-echo "== 12. a user-namespaced container (ids 0-65535 are host ids 100000..): the vector add"
+echo "== 12. GPU memory caps and compute shares through gpuhook's MPS daemons"
+# Compute mode Default (never changed here): the caps hold for processes that use the pipe
+# directory gpuhook mounts, which CUDA does by itself. The capped bundles carry the packaged
+# hooks.d poststop entry.
+printf '[log]\nfile = "%s"\nlevel = "debug"\n[memory]\nmps-root = "%s"\n' "$work/hook.log" "$work/mps" > "$work/caps.toml"
+"$work/capmem" > "$work/capmem-host.out" 2>&1; cat "$work/capmem-host.out"
+host_sms=$(sed -n 's/.* sms=\([0-9]*\).*/\1/p' "$work/capmem-host.out")
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$work/$1.out"; }
+refused() { test "$(field "$1" alloc3g | cut -c1-7)" = refused; }
+bundle cap2g caps 'capmem; echo "nvidia-smi inside: $(nvidia-smi --query-gpu=memory.total,memory.used --format=csv,noheader)"' NVIDIA_VISIBLE_DEVICES=0 NVIDIA_GPU_MEMORY_LIMIT=2G
+run cap2g; cat "$work/cap2g.out" "$work/cap2g.err"
+check "2G cap: 1 GiB allocates" test "$(field cap2g alloc1g)" = ok
+check "2G cap: 3 GiB is refused" refused cap2g
+check "2G cap: cuMemGetInfo reports at most 2048 MiB free" test "$(field cap2g free)" -le 2048
+bundle capraise caps 'capmem' NVIDIA_VISIBLE_DEVICES=0 NVIDIA_GPU_MEMORY_LIMIT=2G CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=8G
+run capraise; cat "$work/capraise.out" "$work/capraise.err"
+check "its own CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=8G does not raise a 2G cap" refused capraise
+for c in two:2G four:4G; do
+    bundle "cap${c%%:*}" caps 'capmem' NVIDIA_VISIBLE_DEVICES=0 "NVIDIA_GPU_MEMORY_LIMIT=${c##*:}" HOLD=1
+    runc run -d --bundle "$work/b-cap${c%%:*}" "gpu-cap${c%%:*}-$$" < /dev/null > "$work/cap${c%%:*}.out" 2>&1
+done
+for _ in $(seq 120); do
+    [ "$(cat "$work/captwo.out" "$work/capfour.out" | grep -c 'capmem:')" = 2 ] && break
+    sleep 0.5
+done
+cat "$work/captwo.out" "$work/capfour.out"
+check "two containers at once: the 2G one is refused 3 GiB" refused captwo
+check "two containers at once: the 4G one allocates 3 GiB" test "$(field capfour alloc3g)" = ok
+check "two caps at once, two MPS control daemons" test "$(ls "$work/mps/pools" | wc -l)" = 2
+GPUHOOK_CONFIG=$work/caps.toml "$hook" ps --runc-root "$work/runc-state" | grep -e CAP -e "gpu-cap"
+for n in two four; do runc delete --force "gpu-cap$n-$$" > /dev/null 2>&1; rm -rf "$work/b-cap$n"; done
+bundle capshare caps 'capmem' NVIDIA_VISIBLE_DEVICES=0 NVIDIA_GPU_COMPUTE_LIMIT=25
+run capshare; cat "$work/capshare.out" "$work/capshare.err"
+echo "SMs: the GPU's $host_sms, a container with a 25 % compute share sees $(field capshare sms)"
+check "a 25 % compute share shows fewer SMs than the GPU has" test -n "$(field capshare sms)" -a "$(field capshare sms)" -lt "$host_sms"
+for i in $(seq 20); do
+    bundle capcycle caps 'capmem' NVIDIA_VISIBLE_DEVICES=0 NVIDIA_GPU_MEMORY_LIMIT=2G
+    run capcycle || ko "capped cycle $i" "$(cat "$work/capcycle.err")"
+done
+for _ in $(seq 100); do [ -z "$(pgrep -f nvidia-cuda-mps)" ] && break; sleep 0.1; done
+check "after 20 capped cycles no MPS process is left" test -z "$(pgrep -fa nvidia-cuda-mps)"
+check "after 20 capped cycles no pool or registration is left" test -z "$(ls "$work/mps/pools" "$work/mps/containers")"
+GPUHOOK_CONFIG=$work/caps.toml "$hook" doctor 2>&1 | grep -i "compute mode"
+
+
+echo "== 12a. real workloads: PyTorch, CUDA IPC, the hardened recipe (tests/gpu/workloads.sh; WORKLOADS=0 skips)"
+if [ "${WORKLOADS:-1}" != 0 ]; then
+    bash "$repo/tests/gpu/workloads.sh" "$carry" "$out" | tee "$work/workloads.out"
+    counts=$(sed -n 's/^workloads: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$work/workloads.out")
+    if [ -n "$counts" ]; then
+        pass=$((pass + ${counts% *})); fail=$((fail + ${counts#* }))
+    else
+        ko "workloads.sh ran to its end"
+    fi
+fi
+
+echo "== 12b. a user-namespaced container (ids 0-65535 are host ids 100000..): the vector add"
 # What Docker's userns-remap and Podman's --userns=auto make: the container's root is host uid
 # 100000, its rootfs belongs to that uid, its /proc is mounted in its own user namespace.
 bundle userns yes 'cat /proc/self/uid_map; nvidia-smi -L; echo "== vecadd"; vecadd; echo "== gpus"; ls /proc/driver/nvidia/gpus; echo "== mounts"; grep -e " /proc/driver/nvidia " -e " /dev/nvidia0 " /proc/mounts' NVIDIA_VISIBLE_DEVICES=0
@@ -396,6 +461,7 @@ check "user namespace: nvidia-smi -L shows GPU 0" has userns.out "$uuid0"
 check "user namespace: vector add of 1M floats is right" has userns.out "vecadd: OK n=1048576 wrong=0"
 check "user namespace: /proc/driver/nvidia/gpus holds GPU 0 only" test "$(sed -n '/^== gpus/,/^== mounts/p' "$work/userns.out" | grep -c '^[0-9a-f]\{4\}:')" = 1
 check "user namespace: /proc/driver/nvidia is a read-only tmpfs" grep -q ' /proc/driver/nvidia tmpfs ro,' "$work/userns.out"
+
 
 echo "== 13. the host is left clean (after the parallel starts of 7 and everything else)"
 sleep 1

@@ -3,15 +3,11 @@
  * and check every result on the host side. Prints which libcuda file it used, so the suite can
  * tell the library came from gpuhook's mount and not the image. Build: gcc -O2 -o vecadd vecadd.c -ldl */
 #define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef int CUresult;
-typedef int CUdevice;
-typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
-typedef unsigned long long CUdeviceptr;
+#define PROG "vecadd"
+#include "cuda_dl.h"
 
 static const char *PTX =
     ".version 7.0\n.target sm_50\n.address_size 64\n"
@@ -25,24 +21,6 @@ static const char *PTX =
     "  add.s64 %rd9, %rd5, %rd7;\n  add.s64 %rd10, %rd6, %rd7;\n  ld.global.f32 %f1, [%rd8];\n"
     "  ld.global.f32 %f2, [%rd9];\n  add.f32 %f3, %f1, %f2;\n  st.global.f32 [%rd10], %f3;\n"
     "DONE:\n  ret;\n}\n";
-
-#define LOAD(name) \
-    name##_t name = (name##_t)dlsym(lib, #name); \
-    if (!name) { fprintf(stderr, "vecadd: missing %s\n", #name); return 2; }
-#define CHECK(call) \
-    do { CUresult r = (call); if (r) { fprintf(stderr, "vecadd: %s failed: %d\n", #call, r); return 3; } } while (0)
-
-typedef CUresult (*cuInit_t)(unsigned);
-typedef CUresult (*cuDeviceGet_t)(CUdevice *, int);
-typedef CUresult (*cuCtxCreate_v2_t)(CUcontext *, unsigned, CUdevice);
-typedef CUresult (*cuModuleLoadData_t)(CUmodule *, const void *);
-typedef CUresult (*cuModuleGetFunction_t)(CUfunction *, CUmodule, const char *);
-typedef CUresult (*cuMemAlloc_v2_t)(CUdeviceptr *, size_t);
-typedef CUresult (*cuMemcpyHtoD_v2_t)(CUdeviceptr, const void *, size_t);
-typedef CUresult (*cuMemcpyDtoH_v2_t)(void *, CUdeviceptr, size_t);
-typedef CUresult (*cuLaunchKernel_t)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
-                                     unsigned, unsigned, CUstream, void **, void **);
-typedef CUresult (*cuCtxSynchronize_t)(void);
 
 int main(void) {
     void *lib = dlopen("libcuda.so.1", RTLD_NOW);

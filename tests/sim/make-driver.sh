@@ -8,8 +8,12 @@
 #   OUT/proc/driver/nvidia/  version, params, registry, gpus/<bus id>/information
 #   OUT/gpu-processes        the simulated NVML's process table (absent: no GPU process;
 #                            see tests/sim/README.md and sim_nvml_procs.c)
+#   OUT/compute-mode         the GPUs' compute mode NVML reports (absent: 0, Default)
+#   OUT/mps-hang             when present, `nvidia-cuda-mps-control -d` never returns
+#   OUT/nvml-memory-limits   NVML memory limits set (SIM_NVML_MEMORY_LIMITS=1 only)
 # Env: SIM_CUDA_VERSION (default 13000) is what libcuda's cuDriverGetVersion reports.
 #      SIM_BRAND (default 2, NVML_BRAND_TESLA) is the nvmlBrandType_t value NVML reports.
+#      SIM_NVML_MEMORY_LIMITS=1 gives the NVML nvmlDeviceSetMemoryLimits_v1 (driver r615+).
 #      SIM_MIG=1 puts GPU 0 in MIG mode with 2 MIG devices (GPU instances 1 and 2, compute
 #      instance 0 each): OUT/proc/driver/nvidia/capabilities/ and OUT/dev/nvidia-caps/.
 set -euo pipefail
@@ -37,6 +41,11 @@ case "$SIM_BRAND" in
     '' | *[!0-9]*) echo "$0: SIM_BRAND must be a number (an nvmlBrandType_t value)" >&2; exit 2 ;;
 esac
 SIM_MIG=${SIM_MIG:-0}
+SIM_NVML_MEMORY_LIMITS=${SIM_NVML_MEMORY_LIMITS:-0}
+case "$SIM_NVML_MEMORY_LIMITS" in
+    0 | 1) ;;
+    *) echo "$0: SIM_NVML_MEMORY_LIMITS must be 0 or 1" >&2; exit 2 ;;
+esac
 case "$SIM_MIG" in
     0) ;;
     1) if [ "$NGPUS" -lt 1 ]; then echo "$0: SIM_MIG=1 needs a GPU" >&2; exit 2; fi ;;
@@ -69,15 +78,22 @@ DEFS=(
     "-DSIM_PROCESSES=$(cstr "$OUT/gpu-processes")"
     "-DSIM_BRAND=$SIM_BRAND"
     "-DSIM_NVML_INIT_LOG=$(cstr "$OUT/nvml-inits.log")"
+    "-DSIM_COMPUTE_MODE=$(cstr "$OUT/compute-mode")"
+    "-DSIM_MPS_HANG=$(cstr "$OUT/mps-hang")"
 )
+if [ "$SIM_NVML_MEMORY_LIMITS" = 1 ]; then
+    DEFS+=("-DSIM_MEMORY_LIMITS=$(cstr "$OUT/nvml-memory-limits")")
+fi
 
 # ---- libraries -------------------------------------------------------------
 "${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_stub.c" -o "$BUILD/stub.o"
 "${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_cuda.c" -o "$BUILD/cuda.o"
 "${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_nvml.c" -o "$BUILD/nvml-devices.o"
 "${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_nvml_procs.c" -o "$BUILD/nvml-procs.o"
-# One object for the one library: devices and MIG, then processes, memory and utilisation.
-ld -r -o "$BUILD/nvml.o" "$BUILD/nvml-devices.o" "$BUILD/nvml-procs.o"
+"${CC[@]}" "${DEFS[@]}" -fPIC -c "$SRC/sim_nvml_limits.c" -o "$BUILD/nvml-limits.o"
+# One object for the one library: devices and MIG, processes, memory and utilisation, then
+# compute mode and memory limits.
+ld -r -o "$BUILD/nvml.o" "$BUILD/nvml-devices.o" "$BUILD/nvml-procs.o" "$BUILD/nvml-limits.o"
 
 # lib FILE SONAME OBJECT [DEVLINK]: FILE with SONAME, soname link, dev link.
 lib() {
@@ -125,11 +141,14 @@ pids+=("$!")
 
 # ---- executables -----------------------------------------------------------
 "${CC[@]}" "${DEFS[@]}" -c "$SRC/sim_smi.c" -o "$BUILD/smi.o"
-for tool in nvidia-debugdump nvidia-persistenced nvidia-cuda-mps-control nvidia-cuda-mps-server; do
+for tool in nvidia-debugdump nvidia-persistenced nvidia-cuda-mps-server; do
     "${CC[@]}" "${DEFS[@]}" "-DSIM_TOOL_NAME=$(cstr "$tool")" -static \
         -o "$BINDIR/$tool" "$SRC/sim_tool.c" &
     pids+=("$!")
 done
+# The MPS control daemon and client (sim_mps_control.c), static: it runs in containers too.
+"${CC[@]}" "${DEFS[@]}" -static -o "$BINDIR/nvidia-cuda-mps-control" "$SRC/sim_mps_control.c" &
+pids+=("$!")
 for pid in "${pids[@]}"; do
     wait "$pid"
 done

@@ -4,8 +4,10 @@
 //! each test print a loud notice and return; in CI (`CI` set) it fails the test instead.
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod engines;
 pub mod gpu_processes;
+pub mod mps;
 pub mod private_host;
 pub mod watch;
 
@@ -303,7 +305,7 @@ impl Bundle {
     }
 
     /// `<runtime> --root <state> run --bundle <dir> <id>`, then `runc delete --force`.
-    fn run_with(&self, mut runtime: Command) -> RunResult {
+    pub fn run_with(&self, mut runtime: Command) -> RunResult {
         let state_root = self.dir.path().join("runc-state");
         let out = runtime
             .arg("--root")

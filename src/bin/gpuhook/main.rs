@@ -2,13 +2,13 @@
 //! dockerd's `--gpus` looks for).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use gpuhook::config::{Config, LogLevel, CONFIG_ENV, DEFAULT_CONFIG_PATH};
-use gpuhook::configure::{self, Engine, Registration};
+use gpuhook::configure::{Engine, Registration};
 use gpuhook::hook::{self, OciState, Outcome};
 use gpuhook::log::Log;
 
@@ -16,7 +16,9 @@ mod admin;
 mod cdi;
 mod doctor;
 mod metrics;
+mod mps;
 mod ps;
+mod setup;
 
 /// The name dockerd's `--gpus` support looks up in its PATH.
 const COMPAT_HOOK_NAME: &str = "nvidia-container-runtime-hook";
@@ -50,7 +52,7 @@ enum Command {
     CreateContainer,
     /// Accepted for compatibility; does nothing.
     Poststart,
-    /// Accepted for compatibility; does nothing.
+    /// Run as an OCI poststop hook: a capped container leaves its MPS pool (state on stdin).
     Poststop,
     /// Register gpuhook-runtime with a container engine (edits its config file, with a backup).
     Configure {
@@ -127,6 +129,9 @@ enum Command {
     /// The hooks a gpuhook CDI spec names (run by the container engine, state on stdin).
     #[command(subcommand, name = "cdi-hook")]
     CdiHook(cdi::CdiHookCommand),
+    /// The MPS control daemons gpuhook runs for capped containers.
+    #[command(subcommand)]
+    Mps(mps::MpsCommand),
 }
 
 fn main() -> ExitCode {
@@ -137,7 +142,7 @@ fn main() -> ExitCode {
         Command::CreateContainer => {
             return fail(None, "createContainer hooks run inside the container's namespaces (runc runs them there), where gpuhook cannot do its work safely: register gpuhook as a prestart or createRuntime hook")
         }
-        Command::Poststart | Command::Poststop => return ExitCode::SUCCESS,
+        Command::Poststart => return ExitCode::SUCCESS,
         Command::Configure {
             engine,
             engine_config,
@@ -155,17 +160,19 @@ fn main() -> ExitCode {
             };
             let path = engine_config.unwrap_or_else(|| engine.default_config_path().to_path_buf());
             if remove {
-                return unconfigure(engine, &path, &registration.name, dry_run);
+                return setup::unconfigure(engine, &path, &registration.name, dry_run);
             }
-            return configure(engine, &path, &registration, dry_run);
+            return setup::configure(engine, &path, &registration, dry_run);
         }
-        Command::Install { bin_dir, force } => return install(&bin_dir, force),
+        Command::Install { bin_dir, force } => return setup::install(&bin_dir, force),
         Command::Cdi(_)
         | Command::CdiHook(_)
         | Command::Info { .. }
         | Command::List { .. }
         | Command::Ps(_)
         | Command::Metrics(_)
+        | Command::Mps(_)
+        | Command::Poststop
         | Command::Doctor { .. } => {}
     }
     let (config_path, named) = match (cli.config, std::env::var_os(CONFIG_ENV)) {
@@ -206,6 +213,8 @@ fn main() -> ExitCode {
         } => admin::list(&config, &devices, &capabilities, json),
         Command::Ps(args) => ps::ps(&config, &args),
         Command::Metrics(args) => metrics::metrics(&config, &args),
+        Command::Mps(command) => mps::command(command, &config),
+        Command::Poststop => mps::poststop(&config, &log),
         _ => oci_hook(&config, &log, started),
     }
 }
@@ -228,7 +237,12 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
         Ok(state) => state,
         Err(code) => return code,
     };
-    match hook::run(config, &state) {
+    let outcome = hook::run(config, &state);
+    // A capped start reaped already; every other run reaps what exited without a poststop.
+    if !matches!(outcome, Ok(Outcome::Injected { caps: Some(_), .. })) {
+        mps::reap_quietly(config, log);
+    }
+    match outcome {
         Ok(Outcome::Untouched) => {
             log.write(
                 LogLevel::Debug,
@@ -243,6 +257,7 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             mounts,
             skipped,
             ldconfig_rss_kib,
+            caps,
         }) => {
             for (index, bus_id, reason) in skipped_gpus {
                 log.write(
@@ -253,7 +268,8 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
                     ),
                 );
             }
-            for reason in &skipped {
+            let lowered = caps.iter().flat_map(|c| &c.lowered);
+            for reason in skipped.iter().chain(lowered) {
                 log.write(
                     LogLevel::Warn,
                     &format!("container={} left out: {reason}", state.id),
@@ -264,10 +280,13 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             let rss = ldconfig_rss_kib
                 .map(|kib| format!(" ldconfig_max_rss_kib={kib}"))
                 .unwrap_or_default();
+            let memory = caps
+                .map(|c| format!(" memory={}", c.summary))
+                .unwrap_or_default();
             log.write(
                 LogLevel::Info,
                 &format!(
-                    "container={} gpus=[{}] caps={} mounts={mounts} elapsed_ms={elapsed_ms:.2}{rss}",
+                    "container={} gpus=[{}] caps={}{memory} mounts={mounts} elapsed_ms={elapsed_ms:.2}{rss}",
                     state.id,
                     gpus.join(","),
                     capabilities.join(",")
@@ -276,117 +295,6 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             ExitCode::SUCCESS
         }
         Err(e) => fail(Some(log), &format!("container {}: {e}", state.id)),
-    }
-}
-
-fn configure(engine: Engine, path: &Path, registration: &Registration, dry_run: bool) -> ExitCode {
-    if dry_run {
-        let rendered = configure::read_current(path).and_then(|current| {
-            configure::render(engine, current.as_deref().unwrap_or(""), path, registration)
-        });
-        return match rendered {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(None, &e.to_string()),
-        };
-    }
-    match configure::apply(engine, path, registration) {
-        Ok(configure::Outcome::AlreadyConfigured) => {
-            println!(
-                "{}: runtime {:?} already configured; nothing changed",
-                path.display(),
-                registration.name
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(configure::Outcome::Written { backup }) => {
-            let backup = backup
-                .map(|b| format!(" (previous file saved as {})", b.display()))
-                .unwrap_or_default();
-            println!(
-                "{}: runtime {:?} added{backup}; {}",
-                path.display(),
-                registration.name,
-                engine.restart_hint()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(None, &e.to_string()),
-    }
-}
-
-fn unconfigure(engine: Engine, path: &Path, name: &str, dry_run: bool) -> ExitCode {
-    if dry_run {
-        let rendered = configure::read_current(path).and_then(|current| {
-            configure::render_removal(engine, current.as_deref().unwrap_or(""), path, name)
-        });
-        return match rendered {
-            Ok(Some(text)) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Ok(None) => {
-                println!("{}: would be removed (nothing else in it)", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(None, &e.to_string()),
-        };
-    }
-    match configure::apply_removal(engine, path, name) {
-        Ok(configure::Removal::NotPresent) => {
-            println!("{}: no runtime {name:?}; nothing changed", path.display());
-            ExitCode::SUCCESS
-        }
-        Ok(configure::Removal::Written) => {
-            println!(
-                "{}: runtime {name:?} removed; {}",
-                path.display(),
-                engine.restart_hint()
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(configure::Removal::FileRemoved) => {
-            println!(
-                "{}: removed (runtime {name:?} was all it held); {}",
-                path.display(),
-                engine.restart_hint()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(None, &e.to_string()),
-    }
-}
-
-fn install(bin_dir: &Path, force: bool) -> ExitCode {
-    let Ok(own) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
-        return fail(None, "cannot find this gpuhook binary's path");
-    };
-    let link = bin_dir.join(COMPAT_HOOK_NAME);
-    if let Ok(existing) = link.canonicalize() {
-        if existing == own {
-            println!("{} already points at {}", link.display(), own.display());
-            return ExitCode::SUCCESS;
-        }
-        if !force {
-            return fail(None, &format!(
-                "{} exists and is not gpuhook (NVIDIA's nvidia-container-toolkit package?): remove that package, or pass --force to replace it",
-                link.display()
-            ));
-        }
-    }
-    let _ = std::fs::remove_file(&link);
-    match std::os::unix::fs::symlink(&own, &link) {
-        Ok(()) => {
-            println!(
-                "{} -> {}; restart dockerd so `docker run --gpus` finds it",
-                link.display(),
-                own.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(None, &format!("cannot create {}: {e}", link.display())),
     }
 }
 

@@ -41,7 +41,7 @@ pub fn metrics(config: &Config, args: &MetricsArgs) -> ExitCode {
         Ok(query) => query,
         Err(e) => return fail(None, &e),
     };
-    let sources = args.sources.sources();
+    let sources = args.sources.sources(config);
     let Some(addr) = args.listen else {
         return match snapshot(&query, &sources) {
             Ok(s) => {

@@ -29,13 +29,14 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    pub fn sources(&self) -> Sources {
+    pub fn sources(&self, config: &Config) -> Sources {
         let mut state_roots = default_roots();
         state_roots.extend(self.runc_roots.iter().map(|d| StateRoot::new("runc", d)));
         Sources {
             proc_root: PathBuf::from("/proc"),
             state_roots,
             docker_socket: Some(self.docker_socket.clone()),
+            mps_root: Some(config.memory.mps_root.clone()),
         }
     }
 }
@@ -68,7 +69,7 @@ pub fn ps(config: &Config, args: &PsArgs) -> ExitCode {
         Ok(query) => query,
         Err(e) => return fail(None, &e),
     };
-    let sources = args.sources.sources();
+    let sources = args.sources.sources(config);
     let mut stdout = std::io::stdout().lock();
     let clear = args.watch.is_some() && !args.json && std::io::stdout().is_terminal();
     loop {
@@ -135,6 +136,7 @@ pub fn to_json(snapshot: &Snapshot) -> Value {
                 "container": container,
                 "gpu": {"index": u.gpu_index, "uuid": u.gpu_uuid},
                 "memory_used_bytes": u.memory_used_bytes,
+                "memory_cap_bytes": u.memory_cap_bytes,
                 "processes": u.processes.iter().map(|p| json!({
                     "pid": p.pid,
                     "name": p.name,
@@ -190,7 +192,7 @@ fn type_letters(kinds: &std::collections::BTreeSet<ProcessKind>) -> String {
     letters.join("+")
 }
 
-fn row_cells(u: &Usage) -> [String; 6] {
+fn row_cells(u: &Usage) -> [String; 7] {
     let (id, name) = match &u.owner {
         Owner::Container(c) => (
             printable(c.short_id()),
@@ -218,14 +220,24 @@ fn row_cells(u: &Usage) -> [String; 6] {
         u.gpu_index.to_string(),
         u.gpu_uuid.clone(),
         mib(u.memory_used_bytes),
+        u.memory_cap_bytes.map_or("-".to_string(), mib),
         processes.join(", "),
     ]
 }
 
 /// The rows as a table, then one line per GPU.
 pub fn table(snapshot: &Snapshot) -> String {
-    let header = ["CONTAINER", "NAME", "GPU", "UUID", "MEMORY", "PROCESSES"].map(String::from);
-    let rows: Vec<[String; 6]> = snapshot.usage.iter().map(row_cells).collect();
+    let header = [
+        "CONTAINER",
+        "NAME",
+        "GPU",
+        "UUID",
+        "MEMORY",
+        "CAP",
+        "PROCESSES",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 7]> = snapshot.usage.iter().map(row_cells).collect();
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -297,6 +309,7 @@ mod tests {
                     gpu_index: 0,
                     gpu_uuid: "GPU-0".into(),
                     memory_used_bytes: 1024 * MIB,
+                    memory_cap_bytes: Some(2048 * MIB),
                     processes: vec![process(
                         4242,
                         "py\nthon",
@@ -309,6 +322,7 @@ mod tests {
                     gpu_index: 0,
                     gpu_uuid: "GPU-0".into(),
                     memory_used_bytes: 64 * MIB,
+                    memory_cap_bytes: None,
                     processes: vec![process(77, "Xorg", 64, &[ProcessKind::Graphics])],
                 },
             ],
@@ -322,9 +336,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "CONTAINER     NAME      GPU  UUID   MEMORY    PROCESSES",
-                "3f2a1b9c0d11  web?[2J1  0    GPU-0  1024 MiB  4242 py?thon (M+C, 1024 MiB)",
-                "-             host      0    GPU-0  64 MiB    77 Xorg (G, 64 MiB)",
+                "CONTAINER     NAME      GPU  UUID   MEMORY    CAP       PROCESSES",
+                "3f2a1b9c0d11  web?[2J1  0    GPU-0  1024 MiB  2048 MiB  4242 py?thon (M+C, 1024 MiB)",
+                "-             host      0    GPU-0  64 MiB    -         77 Xorg (G, 64 MiB)",
                 "GPU 0 GPU-0: 1088 MiB of 81559 MiB used, 37 % busy, memory 12 % busy",
             ]
         );
@@ -341,7 +355,9 @@ mod tests {
             web["processes"][0]["kinds"],
             json!(["compute", "mps-client"])
         );
+        assert_eq!(web["memory_cap_bytes"], 2048 * MIB);
         assert_eq!(value["usage"][1]["owner"], "host");
+        assert!(value["usage"][1]["memory_cap_bytes"].is_null());
         assert!(value["usage"][1]["container"].is_null());
         assert_eq!(value["gpus"][0]["utilization_gpu_percent"], 37);
     }

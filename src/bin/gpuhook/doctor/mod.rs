@@ -9,6 +9,7 @@ use gpuhook::apply::ldconfig::HostLdconfig;
 use gpuhook::config::Config;
 use gpuhook::inventory::{Inventory, InventoryNeeds};
 
+mod caps;
 mod containerd;
 
 /// Where the engines keep their configs (overridable for tests and odd layouts).
@@ -87,6 +88,7 @@ fn check_driver(config: &Config, report: &mut Report) {
     ));
     check_gpus(config, &inventory, report);
     check_libraries(config, &inventory, report);
+    caps::check(config, &inventory, report);
     check_utilities(&inventory, report);
 }
 
