@@ -13,6 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use support::docker::Docker;
 use support::engines::*;
 use support::private_host::{Account, PrivateHost};
 use support::watch::HostWatch;
@@ -56,63 +57,19 @@ fn docker_with_userns_remap_gives_gpus() {
     let sim = Sim::build(2);
     let host = HostWatch::new();
     let view = PrivateHost::new(&sim, &[DOCKREMAP]);
-    let dir = tempfile::Builder::new()
-        .prefix("gpuhook-docker-userns-")
-        .tempdir()
-        .unwrap();
-    let root = dir.path().to_path_buf();
-    // The remapped root must reach its part of the data root.
-    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let bin = root.join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    sh(Command::new(gpuhook_bin())
-        .args(["install", "--bin-dir"])
-        .arg(&bin));
-    let daemon_json = root.join("daemon.json");
-    std::fs::write(
-        &daemon_json,
-        "{\n  \"log-level\": \"warn\",\n  \"userns-remap\": \"default\"\n}\n",
-    )
-    .unwrap();
-    sh(Command::new(gpuhook_bin())
-        .args(["configure", "--runtime", "docker", "--config"])
-        .arg(&daemon_json)
-        .arg("--runtime-path")
-        .arg(gpuhook_runtime_bin()));
-    let config = root.join("gpuhook.toml");
-    std::fs::write(&config, view.config(&sim, &root.join("gpuhook.log"))).unwrap();
-    let containerd = Containerd::start_by(view.command("containerd"), Some(&config));
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
+    let docker = Docker::start_by(
+        |program| view.command(program),
+        "\"userns-remap\": \"default\"",
+        |log| view.config(&sim, log),
     );
-    let dockerd = start_dockerd_by(
-        view.command("dockerd"),
-        dir,
-        &daemon_json,
-        &containerd,
-        |dockerd| {
-            dockerd.env("GPUHOOK_CONFIG", &config).env("PATH", path);
-        },
-        "gpuhook-userns:latest",
-    );
-    let socket = dockerd.dir.path().join("docker.sock");
-    let info = sh(docker_at(&socket).args(["info", "--format", "{{json .SecurityOptions}}"]));
+    let info = sh(docker
+        .cmd()
+        .args(["info", "--format", "{{json .SecurityOptions}}"]));
     assert!(
         String::from_utf8_lossy(&info.stdout).contains("name=userns"),
         "dockerd is not remapping: {}",
         String::from_utf8_lossy(&info.stdout)
     );
-    let run = |args: &[&str]| -> Outcome {
-        docker_at(&socket)
-            .args(["run", "--rm", "--network", "none"])
-            .args(args)
-            .args(["gpuhook-userns:latest", "sh", "-c", &inspect()])
-            .output()
-            .unwrap()
-            .into()
-    };
     for (args, gpus) in [
         (&["--gpus", "all"][..], &[0, 1][..]),
         (
@@ -121,7 +78,7 @@ fn docker_with_userns_remap_gives_gpus() {
         ),
     ] {
         let what = format!("docker run {}", args.join(" "));
-        let out = run(args);
+        let (out, _) = docker.run(args, &inspect());
         expect_gpus(&sim, &out, gpus, &what);
         assert_eq!(
             container_root(&out),
@@ -130,8 +87,7 @@ fn docker_with_userns_remap_gives_gpus() {
             out.section("ids")
         );
     }
-    drop(dockerd);
-    drop(containerd);
+    drop(docker);
     drop(view);
     host.assert_unchanged("docker --userns-remap");
 }
