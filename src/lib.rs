@@ -23,3 +23,4 @@ pub mod mps;
 pub mod plan;
 pub mod request;
 pub mod runtime;
+pub mod userns;

@@ -8,7 +8,18 @@ use std::collections::BTreeSet;
 
 use support::*;
 
+/// How the container is made: plain, or in a user namespace of its own.
+#[derive(Clone, Copy, PartialEq)]
+enum Container {
+    Plain,
+    UserNamespaced,
+}
+
 fn files_for(capabilities: &str) -> BTreeSet<String> {
+    files_in(Container::Plain, capabilities)
+}
+
+fn files_in(container: Container, capabilities: &str) -> BTreeSet<String> {
     let sim = Sim::build(1);
     let log = std::env::temp_dir().join(format!("gpuhook-caps-{}.log", std::process::id()));
     let env = [
@@ -17,6 +28,9 @@ fn files_for(capabilities: &str) -> BTreeSet<String> {
     ];
     let env: Vec<&str> = env.iter().map(String::as_str).collect();
     let bundle = Bundle::new("caps", &env, NVIDIA_FILES, &sim.config(&log, ""));
+    if container == Container::UserNamespaced {
+        bundle.user_namespaced(100000);
+    }
     bundle
         .run()
         .expect_success()
@@ -147,6 +161,31 @@ fn each_capability_brings_its_files_and_nothing_more() {
             .cloned()
             .collect(),
     );
+}
+
+/// The same in containers with a user namespace (ids 0-65535 mapped to host 100000..): each
+/// capability's files, no other, and the host as it was.
+#[test]
+fn each_capability_in_a_user_namespaced_container() {
+    if !prerequisites("each_capability_in_a_user_namespaced_container") {
+        return;
+    }
+    let host = support::watch::HostWatch::new();
+    let all_caps = ["utility", "compute", "video", "graphics", "display", "ngx"];
+    for capability in all_caps {
+        assert_eq!(
+            files_in(Container::UserNamespaced, capability),
+            expected(capability),
+            "user namespace, NVIDIA_DRIVER_CAPABILITIES={capability}"
+        );
+    }
+    let union: BTreeSet<String> = all_caps.iter().flat_map(|c| expected(c)).collect();
+    assert_eq!(
+        files_in(Container::UserNamespaced, "all"),
+        union,
+        "user namespace, NVIDIA_DRIVER_CAPABILITIES=all"
+    );
+    host.assert_unchanged("user-namespaced capability containers");
 }
 
 const IPC: &str = r#"

@@ -157,13 +157,7 @@ impl Podman {
     /// every container) pointing at this build and `config`.
     fn with_packaged_hook(mut self, config: &Path) -> Podman {
         let dir = self.root.path().join("hooks.d");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut hook: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(repo().join("hook/oci-gpuhook.json")).unwrap())
-                .unwrap();
-        hook["hook"]["path"] = serde_json::json!(gpuhook_bin());
-        hook["hook"]["env"] = serde_json::json!([format!("GPUHOOK_CONFIG={}", config.display())]);
-        std::fs::write(dir.join("oci-gpuhook.json"), hook.to_string()).unwrap();
+        support::engines::install_packaged_hook(&dir, config);
         self.hooks_dir = Some(dir);
         self
     }

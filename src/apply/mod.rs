@@ -104,9 +104,16 @@ pub fn apply(
         true => None,
         false => Some(ldconfig::HostLdconfig::open(config.host_ldconfig())?),
     };
+    let mut skipped = Vec::new();
     if !config.hook.no_cgroups && !plan.device_rules.is_empty() {
-        let cgroup = cgroup::container_cgroup(handle, &config.hook.cgroup_root)?;
-        cgroup::allow_devices(&cgroup, &plan.device_rules)?;
+        // A rootless engine's hook can neither add device rules nor needs to (see userns).
+        match crate::userns::HookContext::current().device_cgroup_skipped() {
+            Some(reason) => skipped.push(reason.to_string()),
+            None => {
+                let cgroup = cgroup::container_cgroup(handle, &config.hook.cgroup_root)?;
+                cgroup::allow_devices(&cgroup, &plan.device_rules)?;
+            }
+        }
     }
     // Everything that needs the host's privileges is open by now.
     privileges::drop_all_but(privileges::CONTAINER_WORK)?;
@@ -115,6 +122,7 @@ pub fn apply(
     let timeout = Duration::from_secs(config.hook.ldconfig_timeout);
     in_container(handle, &plan.fresh_tmpfs, system_dirs(plan), |rootfs| {
         let mut applied = attach_all(rootfs, &mounts, &proc_mask, &plan.proc_mask.path)?;
+        applied.skipped.append(&mut skipped);
         if let Some(ldconfig) = &ldconfig {
             let (dirs, ids) = (&plan.ldcache_dirs, plan.ldconfig_ids);
             applied.ldconfig_rss_kib = Some(ldconfig.run(handle, rootfs, dirs, ids, timeout)?);

@@ -48,6 +48,8 @@ pub enum ContainerError {
         what: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Unprivileged(#[from] crate::userns::UnprivilegedHook),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
@@ -82,6 +84,7 @@ impl ContainerHandle {
     /// Resolves and verifies `pid` as the container whose rootfs is `rootfs` (see the module
     /// docs). Leaves the calling thread in its own mount namespace.
     pub fn open(pid: i32, rootfs: &Path) -> Result<ContainerHandle, ContainerError> {
+        crate::userns::require_privileges()?;
         let gone = |source| ContainerError::Gone { pid, source };
         let proc_dir = rustix::fs::open(
             format!("/proc/{pid}"),
@@ -125,12 +128,12 @@ impl ContainerHandle {
                 path: rootfs.to_path_buf(),
             });
         }
-        let root_ids = container_root_ids(&proc_dir).map_err(gone)?;
         let other_namespaces = JOINABLE_NAMESPACES
             .iter()
             .map(|(name, _)| Ok((*name, open_at(&proc_dir, &format!("ns/{name}"))?)))
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(gone)?;
+        let root_ids = container_root_ids(&proc_dir, &other_namespaces).map_err(gone)?;
         Ok(ContainerHandle {
             pid,
             proc_dir,
@@ -244,7 +247,21 @@ fn read_at(dir: &OwnedFd, name: &str) -> std::io::Result<String> {
 }
 
 /// What uid and gid 0 inside the container are in the hook's namespace.
-fn container_root_ids(proc_dir: &OwnedFd) -> std::io::Result<(u32, u32)> {
+///
+/// A container in the hook's own user namespace (a rootless engine runs its runtime, and so
+/// the hook, in the user namespace it gives its containers) has the hook's ids: 0 is 0. Its
+/// `uid_map`, read from inside that namespace, would name the parent namespace's ids instead
+/// (user_namespaces(7)), which mean nothing here.
+fn container_root_ids(
+    proc_dir: &OwnedFd,
+    namespaces: &[(&'static str, File)],
+) -> std::io::Result<(u32, u32)> {
+    let own = File::open("/proc/thread-self/ns/user")?;
+    if let Some((_, theirs)) = namespaces.iter().find(|(name, _)| *name == "user") {
+        if ns::identity(theirs)? == ns::identity(&own)? {
+            return Ok((0, 0));
+        }
+    }
     let unmapped = || std::io::Error::other("the container's root is not mapped to any host id");
     let uid = idmap::outside_id(&read_at(proc_dir, "uid_map")?, 0).ok_or_else(unmapped)?;
     let gid = idmap::outside_id(&read_at(proc_dir, "gid_map")?, 0).ok_or_else(unmapped)?;

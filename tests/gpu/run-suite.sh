@@ -441,6 +441,28 @@ if [ "${WORKLOADS:-1}" != 0 ]; then
     fi
 fi
 
+echo "== 12b. a user-namespaced container (ids 0-65535 are host ids 100000..): the vector add"
+# What Docker's userns-remap and Podman's --userns=auto make: the container's root is host uid
+# 100000, its rootfs belongs to that uid, its /proc is mounted in its own user namespace.
+bundle userns yes 'cat /proc/self/uid_map; nvidia-smi -L; echo "== vecadd"; vecadd; echo "== gpus"; ls /proc/driver/nvidia/gpus; echo "== mounts"; grep -e " /proc/driver/nvidia " -e " /dev/nvidia0 " /proc/mounts' NVIDIA_VISIBLE_DEVICES=0
+python3 - "$work/b-userns/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["linux"]["namespaces"].append({"type": "user"})
+spec["linux"]["uidMappings"] = spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+chown -R -h 100000:100000 "$work/b-userns/rootfs"
+run userns; rc=$?
+cat "$work/userns.out" "$work/userns.err"
+check "user namespace: runc run with the hook succeeds" test "$rc" = 0
+check "user namespace: the container's root is host uid 100000" grep -Eq '^ *0 +100000 +65536$' "$work/userns.out"
+check "user namespace: nvidia-smi -L shows GPU 0" has userns.out "$uuid0"
+check "user namespace: vector add of 1M floats is right" has userns.out "vecadd: OK n=1048576 wrong=0"
+check "user namespace: /proc/driver/nvidia/gpus holds GPU 0 only" test "$(sed -n '/^== gpus/,/^== mounts/p' "$work/userns.out" | grep -c '^[0-9a-f]\{4\}:')" = 1
+check "user namespace: /proc/driver/nvidia is a read-only tmpfs" grep -q ' /proc/driver/nvidia tmpfs ro,' "$work/userns.out"
+
+
 echo "== 13. the host is left clean (after the parallel starts of 7 and everything else)"
 sleep 1
 check "no container left in runc" test -z "$(runc list -q)"

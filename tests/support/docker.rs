@@ -1,7 +1,7 @@
 //! A private dockerd set up the way a user sets up gpuhook, and the checks the engine tests
 //! share: a list of named cases run together, and a failure that must carry a message.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::engines::*;
@@ -19,11 +19,30 @@ pub struct Docker {
 
 impl Docker {
     pub fn start(sim: &Sim) -> Docker {
+        Docker::start_by(
+            |program| Command::new(program),
+            "",
+            |log| sim.config(log, ""),
+        )
+    }
+
+    /// The same with `settings` (more `"key": value` members) in daemon.json, containerd and
+    /// dockerd started by `launch` (the program itself, or a launcher that execs it in another
+    /// mount namespace: `private_host`), and gpuhook's config made by `config` from the path
+    /// of its log.
+    pub fn start_by(
+        launch: impl Fn(&str) -> Command,
+        settings: &str,
+        config: impl FnOnce(&Path) -> String,
+    ) -> Docker {
         let dir = tempfile::Builder::new()
             .prefix("gpuhook-docker-")
             .tempdir()
             .unwrap();
         let root = dir.path().to_path_buf();
+        // A remapped root (`userns-remap`) must reach its part of the data root.
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let bin = root.join("bin");
         std::fs::create_dir(&bin).unwrap();
         sh(Command::new(gpuhook_bin())
@@ -34,26 +53,35 @@ impl Docker {
             "gpuhook install made no nvidia-container-runtime-hook in {bin:?}"
         );
         let daemon_json = root.join("daemon.json");
-        std::fs::write(&daemon_json, "{\n  \"log-level\": \"warn\"\n}\n").unwrap();
+        let settings = match settings {
+            "" => String::new(),
+            more => format!(",\n  {more}"),
+        };
+        std::fs::write(
+            &daemon_json,
+            format!("{{\n  \"log-level\": \"warn\"{settings}\n}}\n"),
+        )
+        .unwrap();
         sh(Command::new(gpuhook_bin())
             .args(["configure", "--runtime", "docker", "--config"])
             .arg(&daemon_json)
             .arg("--runtime-path")
             .arg(gpuhook_runtime_bin()));
-        let config = root.join("gpuhook.toml");
-        std::fs::write(&config, sim.config(&root.join("gpuhook.log"), "")).unwrap();
+        let gpuhook_config = root.join("gpuhook.toml");
+        std::fs::write(&gpuhook_config, config(&root.join("gpuhook.log"))).unwrap();
         // dockerd's own containerd is whichever one /run/containerd holds if any (a host's
         // system containerd, with its own environment); give it ours explicitly.
-        let containerd = Containerd::start(Some(&config));
+        let containerd = Containerd::start_by(launch("containerd"), Some(&gpuhook_config));
 
-        let daemon = start_dockerd(
+        let daemon = start_dockerd_by(
+            launch("dockerd"),
             dir,
             &daemon_json,
             &containerd,
             |dockerd| {
                 // dockerd runs `--gpus`'s hook with its own environment (containerd's shim
                 // runs the runtime with containerd's, set above): both reach gpuhook this way.
-                dockerd.env("GPUHOOK_CONFIG", &config).env(
+                dockerd.env("GPUHOOK_CONFIG", &gpuhook_config).env(
                     "PATH",
                     format!(
                         "{}:{}",

@@ -90,6 +90,12 @@ pub struct Containerd {
 
 impl Containerd {
     pub fn start(config: Option<&Path>) -> Containerd {
+        Containerd::start_by(Command::new("containerd"), config)
+    }
+
+    /// The same, started by `command`: `containerd` itself or a launcher that execs it (in
+    /// another mount namespace, see `private_host`).
+    pub fn start_by(mut command: Command, config: Option<&Path>) -> Containerd {
         let dir = tempfile::Builder::new()
             .prefix("gpuhook-containerd-")
             .tempdir()
@@ -105,7 +111,6 @@ impl Containerd {
             ),
         )
         .unwrap();
-        let mut command = Command::new("containerd");
         command.arg("--config").arg(root.join("config.toml"));
         if let Some(config) = config {
             command.env("GPUHOOK_CONFIG", config);
@@ -152,9 +157,21 @@ pub fn start_dockerd(
     environment: impl FnOnce(&mut Command),
     image: &str,
 ) -> Daemon {
+    let dockerd = Command::new("dockerd");
+    start_dockerd_by(dockerd, dir, daemon_json, containerd, environment, image)
+}
+
+/// The same, started by `command`: `dockerd` itself or a launcher that execs it.
+pub fn start_dockerd_by(
+    mut command: Command,
+    dir: tempfile::TempDir,
+    daemon_json: &Path,
+    containerd: &Containerd,
+    environment: impl FnOnce(&mut Command),
+    image: &str,
+) -> Daemon {
     let root = dir.path().to_path_buf();
     let socket = root.join("docker.sock");
-    let mut command = Command::new("dockerd");
     command
         .arg("--config-file")
         .arg(daemon_json)
@@ -283,4 +300,17 @@ pub fn sees_gpus(sim: &Sim, out: &Outcome, gpus: &[usize], libcuda: bool) -> Res
     } else {
         Err(format!("{}\n{}", problems.join("; "), out.describe()))
     }
+}
+
+/// Installs the packaged hooks.d definition (`hook/oci-gpuhook.json`: the legacy hook for every
+/// container) in `dir`, pointing at this build and `config`.
+pub fn install_packaged_hook(dir: &Path, config: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut hook: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(super::repo().join("hook/oci-gpuhook.json")).unwrap(),
+    )
+    .unwrap();
+    hook["hook"]["path"] = serde_json::json!(super::gpuhook_bin());
+    hook["hook"]["env"] = serde_json::json!([format!("GPUHOOK_CONFIG={}", config.display())]);
+    std::fs::write(dir.join("oci-gpuhook.json"), hook.to_string()).unwrap();
 }

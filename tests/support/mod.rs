@@ -8,6 +8,7 @@ pub mod docker;
 pub mod engines;
 pub mod gpu_processes;
 pub mod mps;
+pub mod private_host;
 pub mod watch;
 
 use std::collections::BTreeSet;
