@@ -1,5 +1,7 @@
 //! `/proc/<pid>/cgroup` to the container's device cgroup (`apply::cgroup::parse_proc_cgroup`).
-//! Invariants: the result is the first v1 line listing the `devices` controller, else the
+//! Invariants: a file with any line that is not `hierarchy:controllers:path` (a u32 hierarchy;
+//! `#` lines skipped, as procfs parses it) gives nothing at all, since the kernel never writes
+//! one; otherwise the result is the first v1 line listing the `devices` controller, else the
 //! last v2 (`0::`) line, else nothing; and its directory is the cgroup root joined with plain
 //! path components only, never a `..` that would climb out of the cgroup filesystem.
 #![no_main]
@@ -13,20 +15,27 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let root = Path::new("/sys/fs/cgroup");
     let result = parse_proc_cgroup(&text, root);
-    let lines: Vec<(&str, &str, &str)> = text
+    let parsed: Option<Vec<(&str, &str, &str)>> = text
         .lines()
-        .filter_map(|l| {
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
             let mut f = l.splitn(3, ':');
-            Some((f.next()?, f.next()?, f.next()?))
+            let fields = (f.next()?, f.next()?, f.next()?);
+            fields.0.parse::<u32>().ok().map(|_| fields)
         })
         .collect();
+    let Some(lines) = parsed else {
+        assert!(result.is_none(), "a malformed line in {text:?} gave {result:?}");
+        return;
+    };
     let v1 = lines
         .iter()
         .find(|(_, c, _)| c.split(',').any(|c| c == "devices"));
+    // procfs drops empty controller names, so `0:,:/x` is the unified line too.
     let v2 = lines
         .iter()
         .rev()
-        .find(|(id, c, _)| *id == "0" && c.is_empty());
+        .find(|(id, c, _)| id.parse::<u32>() == Ok(0) && c.split(',').all(str::is_empty));
     let plain = |p: &Path, under: &Path| {
         p.strip_prefix(under)
             .is_ok_and(|rest| rest.components().all(|c| matches!(c, Component::Normal(_))))

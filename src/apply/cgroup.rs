@@ -110,6 +110,9 @@ mod tests {
             parse_proc_cgroup("garbage\n3:cpu:/x\n", Path::new("/c")),
             None
         );
+        // A line the kernel would never write makes the whole file unusable, even with a good
+        // unified line after it (found by the proc_cgroup fuzz target).
+        assert_eq!(parse_proc_cgroup("\u{fffd}\n0::/\n", Path::new("/c")), None);
     }
 
     #[test]
