@@ -1,152 +1,23 @@
-//! Running a host program on a container's files, confined like a container process. Generic:
-//! what runs, on which directory, as whom and within which limits is the caller's policy (see
-//! `ldconfig`); how it is confined is decided here, in one place, so it can be reviewed alone.
-//!
-//! The child is cloned into new pid and cgroup namespaces; it joins the container's network,
-//! IPC and UTS namespaces (or gets new ones where the container shares the hook's own, as a
-//! host-network container does) and its user namespace, then unshares a copy of the
-//! container's mount namespace (owned by that user namespace, so no mount in it is locked).
-//! Then, before `exec`, without allocating:
-//! 1. it dies with the hook (`PR_SET_PDEATHSIG`), and exits at once if the hook is gone already;
-//! 2. stdin and stdout are `/dev/null`, stderr a pipe to the hook, the program fd 3; every
-//!    other fd is closed (`close_range`);
-//! 3. in its copy of the container's mount namespace, it sees the root's own mount and only the
-//!    mounts the caller names to keep (rebuilt from clones, so nothing else can be left over),
-//!    all nosuid, nodev, noexec;
-//! 4. it chroots into the root, checked to be the directory the caller opened;
-//! 5. rlimits bound its address space, data, file size, open files and CPU time;
-//! 6. it takes the caller's uid and gid with no supplementary group, an empty bounding and
-//!    ambient set and no capability, `no_new_privs`, and the caller's seccomp filter;
-//! 7. it executes the program from the fd opened on the host (`execveat`), with an empty
-//!    environment.
-//!
-//! The hook waits on the child's pidfd with a deadline and kills it when the deadline passes.
+//! The child's side of a confined run: after the clone, only raw syscalls on data prepared
+//! before it (no allocation, no lock), each step checked, ending in `execveat` or `_exit`.
 
-use std::ffi::{CStr, CString};
-use std::fs::File;
-use std::io::Read;
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
-use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
-use seccompiler::sock_filter;
-
-/// Resource limits for the child (soft = hard).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub address_space: u64,
-    pub data: u64,
-    pub file_size: u64,
-    pub open_files: u64,
-    pub cpu_seconds: u64,
-}
-
-/// Which namespaces the child joins from the container and which it gets new.
-#[derive(Debug, Clone, Default)]
-pub struct Namespaces {
-    /// `CLONE_NEW*` flags for namespaces made new (mount, pid and cgroup are always new).
-    pub fresh: libc::c_int,
-    /// Namespace fds (opened by the container handle) the child `setns`es into first.
-    pub join: Vec<RawFd>,
-    /// The container's user namespace, joined last (when it is not the hook's own): the ids
-    /// the child then takes are ids of that namespace.
-    pub user: Option<RawFd>,
-}
-
-/// What to run and how (see the module docs).
-pub struct Command<'a> {
-    pub program: &'a File,
-    pub argv: &'a [CString],
-    /// The directory to chroot into, as the current mount namespace names it.
-    pub root: &'a CStr,
-    /// Its (device, inode): checked after `chdir`, so a path swapped since is refused.
-    pub root_id: (u64, u64),
-    /// Mount points to keep in the child's view besides the root's own mount (the only ones
-    /// it sees), parents before children.
-    pub keep: &'a [CString],
-    /// The uid and gid to take, in the user namespace the child ends up in.
-    pub ids: (u32, u32),
-    pub namespaces: Namespaces,
-    pub limits: Limits,
-    pub timeout: Duration,
-    pub filter: &'a [sock_filter],
-}
-
-/// How it ended: its status, the end of what it wrote on stderr, and its peak memory.
-pub struct Finished {
-    pub status: ExitStatus,
-    pub stderr: Vec<u8>,
-    /// Peak resident set size, in KiB (`ru_maxrss`).
-    pub max_rss_kib: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfinedError {
-    #[error("cannot {what}: {source}")]
-    Setup {
-        what: &'static str,
-        source: std::io::Error,
-    },
-    #[error("killed after {} s (the deadline): its input in the image never ended", .0.as_secs())]
-    TimedOut(Duration),
-}
-
-/// The child builds its argv in a fixed array (it must not allocate).
-const MAX_ARGS: usize = 63;
-/// At most this many mounts to keep (the child holds their fds in a fixed array).
-const MAX_KEEP: usize = 1024;
-
-/// What the child writes when a confinement step fails, then exits with 127.
-const CHILD_FAILED: &[u8] = b"gpuhook: cannot confine the child: ";
-
-/// Runs `command` and waits for it (see the module docs).
-pub fn run(command: &Command) -> Result<Finished, ConfinedError> {
-    let setup = |what| move |source| ConfinedError::Setup { what, source };
-    if command.keep.len() > MAX_KEEP {
-        return Err(setup("keep more than 1024 mounts")(std::io::Error::from(
-            std::io::ErrorKind::InvalidInput,
-        )));
-    }
-    if command.argv.len() > MAX_ARGS {
-        return Err(setup("pass more than 63 arguments")(std::io::Error::from(
-            std::io::ErrorKind::InvalidInput,
-        )));
-    }
-    let devnull = File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(setup("open /dev/null"))?;
-    let (stderr_read, stderr_write) = pipe().map_err(setup("make a pipe"))?;
-    // Held open by the hook only: the child sees it hang up once the hook is gone.
-    let (life_read, life_write) = pipe().map_err(setup("make a pipe"))?;
-    let child = Child {
-        command,
-        devnull: devnull.as_raw_fd(),
-        stderr: stderr_write.as_raw_fd(),
-        life: (life_read.as_raw_fd(), life_write.as_raw_fd()),
-    };
-    let (pid, pidfd) = child.spawn().map_err(setup("clone the child"))?;
-    drop(stderr_write);
-    let finished = wait(pid, &pidfd, stderr_read, command.timeout);
-    drop(life_write);
-    finished
-}
+use super::{Command, CHILD_FAILED, MAX_ARGS, MAX_KEEP};
 
 /// The child's side, prepared before the clone: only raw syscalls on this data after it.
-struct Child<'a> {
-    command: &'a Command<'a>,
-    devnull: RawFd,
-    stderr: RawFd,
+pub(super) struct Child<'a> {
+    pub(super) command: &'a Command<'a>,
+    pub(super) devnull: RawFd,
+    pub(super) stderr: RawFd,
     /// The "hook is alive" pipe: (read end, write end).
-    life: (RawFd, RawFd),
+    pub(super) life: (RawFd, RawFd),
 }
 
 impl Child<'_> {
     /// Clones the child into its new namespaces; returns its pid and pidfd.
-    fn spawn(&self) -> std::io::Result<(libc::pid_t, OwnedFd)> {
+    pub(super) fn spawn(&self) -> std::io::Result<(libc::pid_t, OwnedFd)> {
         let flags = libc::CLONE_NEWPID
             | libc::CLONE_NEWCGROUP
             | self.command.namespaces.fresh
@@ -289,7 +160,7 @@ impl Child<'_> {
                 fail(2, "keep a mount")
             }
         }
-        let attr = super::mount::MountAttr {
+        let attr = crate::apply::mount::MountAttr {
             attr_set: 0x2 | 0x4 | 0x8, // MOUNT_ATTR_NOSUID | NODEV | NOEXEC
             attr_clr: 0,
             propagation: 0,
@@ -300,8 +171,8 @@ impl Child<'_> {
             libc::AT_FDCWD,
             c.root.as_ptr(),
             libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const super::mount::MountAttr,
-            std::mem::size_of::<super::mount::MountAttr>(),
+            &attr as *const crate::apply::mount::MountAttr,
+            std::mem::size_of::<crate::apply::mount::MountAttr>(),
         );
         if set != 0 {
             fail(2, "mount_setattr")
@@ -455,93 +326,5 @@ fn fail(fd: RawFd, what: &str) -> ! {
         line[len + 1] = b'\n';
         libc::write(fd, line.as_ptr().cast(), len + 2);
         libc::_exit(127)
-    }
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> std::io::Result<(File, File)> {
-    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    Ok((File::from(read), File::from(write)))
-}
-
-/// Reads the child's stderr (keeping its last 256 KiB) until it exits or the deadline passes.
-fn wait(
-    pid: libc::pid_t,
-    pidfd: &OwnedFd,
-    mut stderr: File,
-    timeout: Duration,
-) -> Result<Finished, ConfinedError> {
-    const KEEP: usize = 256 * 1024;
-    let deadline = Instant::now() + timeout;
-    let mut kept = Vec::new();
-    let mut open = true;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
-            let _ = reap(pid);
-            return Err(ConfinedError::TimedOut(timeout));
-        }
-        let mut fds = vec![PollFd::new(pidfd, PollFlags::IN)];
-        if open {
-            fds.push(PollFd::new(&stderr, PollFlags::IN | PollFlags::HUP));
-        }
-        let wait_for = Timespec::try_from(left).unwrap_or(Timespec {
-            tv_sec: 1,
-            tv_nsec: 0,
-        });
-        match rustix::event::poll(&mut fds, Some(&wait_for)) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                return Err(ConfinedError::Setup {
-                    what: "wait for the child",
-                    source: e.into(),
-                })
-            }
-        }
-        let exited = !fds[0].revents().is_empty();
-        if open && fds.get(1).is_some_and(|f| !f.revents().is_empty()) {
-            let mut buf = [0u8; 16 * 1024];
-            match stderr.read(&mut buf) {
-                Ok(0) | Err(_) => open = false,
-                Ok(n) => {
-                    kept.extend_from_slice(&buf[..n]);
-                    if kept.len() > 2 * KEEP {
-                        kept.drain(..kept.len() - KEEP);
-                    }
-                }
-            }
-        }
-        if exited && !open {
-            let (status, max_rss_kib) = reap(pid).map_err(|source| ConfinedError::Setup {
-                what: "wait for the child",
-                source,
-            })?;
-            return Ok(Finished {
-                status,
-                stderr: kept,
-                max_rss_kib,
-            });
-        }
-    }
-}
-
-/// Waits for our child `pid` to end; returns its status and peak RSS (KiB).
-fn reap(pid: libc::pid_t) -> std::io::Result<(ExitStatus, u64)> {
-    loop {
-        let mut status = 0;
-        // SAFETY: a zeroed rusage for wait4 to fill.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: our own child; valid pointers to a status int and a rusage.
-        if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } == pid {
-            return Ok((
-                ExitStatus::from_raw(status),
-                u64::try_from(usage.ru_maxrss).unwrap_or(0),
-            ));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
     }
 }
