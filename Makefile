@@ -16,6 +16,8 @@ demo:
 # (they say NOT RUN otherwise; with CI set they fail instead). cargo deny checks licences,
 # bans and sources (deny.toml); its advisories check needs the RustSec database from GitHub,
 # which CI cannot reach.
+# No incremental state in the full run: it is built once, and incremental files only take disk.
+test: export CARGO_INCREMENTAL = 0
 test:
 	bash scripts/prerequisites.sh test
 	cargo fmt --check

@@ -426,7 +426,10 @@ for i in $(seq 20); do
 done
 for _ in $(seq 100); do [ -z "$(pgrep -f nvidia-cuda-mps)" ] && break; sleep 0.1; done
 check "after 20 capped cycles no MPS process is left" test -z "$(pgrep -fa nvidia-cuda-mps)"
-check "after 20 capped cycles no pool or registration is left" test -z "$(ls "$work/mps/pools" "$work/mps/containers")"
+# find, not ls: ls of two directories prints their names even when both are empty.
+left=$(find "$work/mps/pools" "$work/mps/containers" -mindepth 1 2> /dev/null)
+check "after 20 capped cycles no pool or registration is left" test -z "$left"
+[ -z "$left" ] || echo "left: $left"
 GPUHOOK_CONFIG=$work/caps.toml "$hook" doctor 2>&1 | grep -i "compute mode"
 
 
@@ -453,6 +456,9 @@ spec["linux"]["uidMappings"] = spec["linux"]["gidMappings"] = [{"containerID": 0
 json.dump(spec, open(sys.argv[1], "w"))
 PY
 chown -R -h 100000:100000 "$work/b-userns/rootfs"
+# mktemp made the work directory 0700: the container's root (host uid 100000) must be able to
+# reach its rootfs through it, as under /var/lib/docker/<uid>.<gid>.
+chmod 0711 "$work"
 run userns; rc=$?
 cat "$work/userns.out" "$work/userns.err"
 check "user namespace: runc run with the hook succeeds" test "$rc" = 0
