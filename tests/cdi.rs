@@ -457,3 +457,91 @@ fn cdi_gpus_are_all_a_container_gets_whatever_its_env_says() {
         "the hooks.d hook did not run:\n{log}"
     );
 }
+
+/// `cdi generate` on a simulated driver with MIG on GPU 0: each MIG device is a device named
+/// as the incumbent names it, with its parent's node and its own two capability nodes; and
+/// `--mode imex` writes the IMEX channels' spec, which `cdi list` then offers beside the GPUs.
+#[test]
+fn generate_gives_mig_devices_and_a_spec_of_imex_channels() {
+    if !prerequisites_with(
+        "generate_gives_mig_devices_and_a_spec_of_imex_channels",
+        &[],
+    ) {
+        return;
+    }
+    let sim = Sim::build_with_mig(2);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gpuhook.toml");
+    std::fs::write(&config, sim.config(&dir.path().join("log"), "")).unwrap();
+    let generate = |args: &[&str], file: &str| {
+        let out = Command::new(gpuhook_bin())
+            .args(["cdi", "generate", "--output"])
+            .arg(dir.path().join("cdi").join(file))
+            .args(args)
+            .env("GPUHOOK_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read(dir.path().join("cdi").join(file)).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&text).unwrap()
+    };
+    let spec = generate(&["--device-name-strategy", "both"], "gpu.json");
+    let devices = spec["devices"].as_array().unwrap();
+    let names: Vec<&str> = devices
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    let migs: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with("MIG-"))
+        .collect();
+    assert_eq!(migs.len(), 2, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.contains(':')).collect::<Vec<_>>(),
+        [&"0:0", &"0:1"]
+    );
+    let nodes = |name: &str| -> Vec<String> {
+        let device = devices.iter().find(|d| d["name"] == name).unwrap();
+        device["containerEdits"]["deviceNodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // make-driver.sh's minors: gpu0/gi<G> 3+9G, its ci0 4+9G.
+    let expected = [
+        "/dev/nvidia0",
+        "/dev/nvidia-caps/nvidia-cap12",
+        "/dev/nvidia-caps/nvidia-cap13",
+    ];
+    assert_eq!(nodes("0:0"), expected);
+    assert_eq!(nodes(migs[0]), expected);
+    assert_eq!(
+        nodes("0:1"),
+        [
+            "/dev/nvidia0",
+            "/dev/nvidia-caps/nvidia-cap21",
+            "/dev/nvidia-caps/nvidia-cap22"
+        ]
+    );
+
+    let imex = generate(&["--mode", "imex"], "imex.json");
+    assert_eq!(imex["kind"], "nvidia.com/imex-channel");
+    let out = Command::new(gpuhook_bin())
+        .args(["cdi", "list", "--spec-dir"])
+        .arg(dir.path().join("cdi"))
+        .env("GPUHOOK_CONFIG", &config)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "nvidia.com/imex-channel=0",
+        "nvidia.com/imex-channel=1",
+        "nvidia.com/imex-channel=all",
+        "nvidia.com/gpu=0:1",
+    ] {
+        assert!(listed.lines().any(|l| l == name), "{name} not in {listed}");
+    }
+}

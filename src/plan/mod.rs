@@ -2,7 +2,7 @@
 //! appliers act. The same plan feeds the hook (mounts inside the container) and, later, CDI.
 
 pub mod entries;
-mod mig;
+pub(crate) mod mig;
 mod requirements;
 mod select;
 pub mod targets;
