@@ -545,3 +545,137 @@ fn generate_gives_mig_devices_and_a_spec_of_imex_channels() {
         assert!(listed.lines().any(|l| l == name), "{name} not in {listed}");
     }
 }
+
+/// A RHEL-style image for the shim's CDI mode: no `/etc/debian_version`, an `ld.so.conf` that
+/// includes `ld.so.conf.d/*.conf`, an empty `/usr/lib64`, and (for the test) a static
+/// `ldconfig` of its own, the host's.
+fn rhel_style(rootfs: &Path) {
+    let _ = std::fs::remove_file(rootfs.join("etc/debian_version"));
+    std::fs::write(
+        rootfs.join("etc/ld.so.conf"),
+        "include ld.so.conf.d/*.conf\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(rootfs.join("etc/ld.so.conf.d")).unwrap();
+    std::fs::create_dir_all(rootfs.join("usr/lib64")).unwrap();
+    std::fs::create_dir_all(rootfs.join("sbin")).unwrap();
+    std::fs::copy("/sbin/ldconfig", rootfs.join("sbin/ldconfig")).unwrap();
+}
+
+/// The CDI `update-ldcache` hook leaves an `ld.so.conf.d` drop-in naming the folders the spec
+/// mounted libraries into, so the image's own `ldconfig`, run after start, indexes them again.
+/// (The test's ldconfig is Debian's, which indexes the multiarch directory by itself; `-v`
+/// shows it reads it from the drop-in first, as a RHEL ldconfig, which does not, must.)
+#[test]
+fn an_in_container_ldconfig_keeps_the_cdi_libraries() {
+    if !prerequisites("an_in_container_ldconfig_keeps_the_cdi_libraries") {
+        return;
+    }
+    let setup = CdiSetup::new("ldconf");
+    let config = std::fs::read_to_string(setup.config()).unwrap();
+    let script = "cat /etc/ld.so.conf.d/00-gpuhook-cdi.conf; echo == rebuilt ==; \
+                  rm /etc/ld.so.cache; ldconfig -v 2>/dev/null | grep '^/'; \
+                  ldconfig -p";
+    let env = format!("NVIDIA_VISIBLE_DEVICES={}", setup.name("0"));
+    let bundle = Bundle::new("cdi-ldconf", &[env.as_str()], script, &config);
+    rhel_style(&bundle.rootfs());
+    let out = bundle.run_through_shim(&setup.config()).expect_success();
+    let (dropin, rebuilt) = out.stdout.split_once("== rebuilt ==").unwrap();
+    assert!(
+        dropin.lines().any(|l| l == "/usr/lib/x86_64-linux-gnu"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        rebuilt.lines().any(|l| l.starts_with(
+            "/usr/lib/x86_64-linux-gnu: (from /etc/ld.so.conf.d/00-gpuhook-cdi.conf:"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        rebuilt
+            .lines()
+            .any(|l| l.trim()
+                == "libcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1"),
+        "the image's ldconfig dropped libcuda:\n{}",
+        out.stdout
+    );
+}
+
+/// A hostile image's `/etc/ld.so.conf.d` (or the drop-in's own name) is a symlink at a host
+/// directory: the drop-in is written inside the rootfs or not at all, never on the host.
+#[test]
+fn a_symlinked_ld_so_conf_d_never_writes_on_the_host() {
+    if !prerequisites("a_symlinked_ld_so_conf_d_never_writes_on_the_host") {
+        return;
+    }
+    let setup = CdiSetup::new("ldconf-hostile");
+    let config = std::fs::read_to_string(setup.config()).unwrap();
+    let host = support::watch::HostWatch::new();
+    let v = host.dir();
+    let env = format!("NVIDIA_VISIBLE_DEVICES={}", setup.name("0"));
+    let climb = format!("{}{}", "../".repeat(16), v.trim_start_matches('/'));
+    let cases = [
+        // Followed as if the rootfs were `/`: nothing there, so no drop-in, and it starts.
+        (
+            "absolute",
+            "etc/ld.so.conf.d",
+            format!("{v}/etc"),
+            Some(false),
+        ),
+        (
+            "climbing",
+            "etc/ld.so.conf.d",
+            format!("{climb}/etc"),
+            Some(false),
+        ),
+        // The same target made inside the rootfs too: the drop-in lands there.
+        ("inside", "etc/ld.so.conf.d", format!("{v}/etc"), Some(true)),
+        // Never followed: the start fails, naming the path.
+        (
+            "magic",
+            "etc/ld.so.conf.d",
+            format!("/proc/1/root{v}/etc"),
+            None,
+        ),
+        (
+            "file",
+            "etc/ld.so.conf.d/00-gpuhook-cdi.conf",
+            format!("{v}/etc/evil.conf"),
+            None,
+        ),
+    ];
+    for (name, inner, target, starts) in cases {
+        let bundle = Bundle::new(name, &[env.as_str()], "true", &config);
+        let rootfs = bundle.rootfs();
+        rhel_style(&rootfs);
+        let link = rootfs.join(inner);
+        let _ = std::fs::remove_dir_all(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let inside = rootfs.join(v.trim_start_matches('/')).join("etc");
+        if name == "inside" {
+            std::fs::create_dir_all(&inside).unwrap();
+        }
+        let out = bundle.run_through_shim(&setup.config());
+        match starts {
+            Some(dropped_in) => {
+                assert!(out.success, "{name}: {}", out.stderr);
+                assert_eq!(
+                    inside.join("00-gpuhook-cdi.conf").exists(),
+                    dropped_in,
+                    "{name}"
+                );
+            }
+            None => {
+                assert!(!out.success, "{name}: started");
+                assert!(
+                    out.stderr.contains("/etc/ld.so.conf.d"),
+                    "{name}: {}",
+                    out.stderr
+                );
+            }
+        }
+        host.assert_unchanged(name);
+    }
+}

@@ -64,14 +64,26 @@ pub fn run(config: &Config, state: &OciState, which: &CdiHook) -> Result<String,
                 std::fs::read_to_string(config.driver.proc_driver_root.join("version"))
                     .ok()
                     .and_then(|text| crate::inventory::proc_driver::parse_driver_version(&text));
-            let mut folders = folders.clone();
+            let mut indexed = folders.clone();
             if let (Some(compat), Some(host)) = (&layout.cuda_compat, host_version) {
                 if plan::is_newer_version(&compat.version, &host) {
-                    folders.insert(0, compat.dir.clone());
+                    indexed.insert(0, compat.dir.clone());
                 }
             }
-            apply::update_ldcache(&folders, &handle, config, &layout.fresh_tmpfs)?;
-            Ok(format!("ldcache folders={folders:?}"))
+            // The drop-in keeps the mounted folders in any later ld cache the image builds;
+            // the compat choice stays this cache's (the image's own ldconfig setup decides
+            // about its compat directory).
+            let dropped_in =
+                apply::update_ldcache(&indexed, folders, &handle, config, &layout.fresh_tmpfs)?;
+            let conf = match dropped_in {
+                true => format!(
+                    " conf={}/{}",
+                    apply::ld_conf::CONF_DIR,
+                    apply::ld_conf::CONF_NAME
+                ),
+                false => String::new(),
+            };
+            Ok(format!("ldcache folders={indexed:?}{conf}"))
         }
     }
 }
