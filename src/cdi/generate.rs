@@ -103,7 +103,8 @@ fn device(name: String, device_nodes: Vec<DeviceNode>) -> Device {
 }
 
 /// Builds the spec for every GPU in `inventory`, and for each of its MIG devices when the
-/// inventory holds them (`inventory.mig`).
+/// inventory holds them (`inventory.mig`). A GPU whose node is missing is left out (the
+/// planner's reason in [`Generated::left_out`]).
 pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Generated, PlanError> {
     let plan = plan::plan(
         &request_for(VisibleDevices::All, options),
@@ -111,30 +112,27 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Gene
         &cdi_layout(),
     )?;
 
-    let gpu_nodes: Vec<(u32, String, DeviceNode)> = inventory
-        .gpus
-        .iter()
-        .filter_map(|g| {
-            g.device
-                .as_ref()
-                .map(|d| (g.index, g.info.uuid.clone(), cdi_node(d)))
-        })
-        .collect();
-
     let mut devices = Vec::new();
-    for (index, uuid, device_node) in &gpu_nodes {
-        for name in names(options.naming, index.to_string(), uuid) {
-            devices.push(device(name, vec![device_node.clone()]));
+    let mut left_out = Vec::new();
+    // Each GPU's nodes as the planner gives a container asking for just that GPU: its
+    // `/dev/nvidiaN` and, with graphics or display, its DRM card and render nodes.
+    let mut all_nodes: Vec<DeviceNode> = Vec::new();
+    for gpu in &inventory.gpus {
+        let selector = DeviceSelector::Index(gpu.index);
+        match planned_nodes(inventory, options, selector) {
+            Ok(nodes) => {
+                for name in names(options.naming, gpu.index.to_string(), &gpu.info.uuid) {
+                    devices.push(device(name, nodes.clone()));
+                }
+                all_nodes.extend(nodes);
+            }
+            Err(e) => left_out.push(format!("GPU {} ({}): {e}", gpu.index, gpu.info.uuid)),
         }
     }
-    let (mig_devices, left_out) = mig_devices(inventory, options);
-    devices.extend(mig_devices);
+    mig_devices(inventory, options, &mut devices, &mut left_out);
     // `all` is every whole GPU, as `NVIDIA_VISIBLE_DEVICES=all` is for the hook: no MIG
     // capability comes with it.
-    devices.push(device(
-        "all".into(),
-        gpu_nodes.iter().map(|(_, _, n)| n.clone()).collect(),
-    ));
+    devices.push(device("all".into(), all_nodes));
     let spec = Spec {
         cdi_version: CDI_VERSION.into(),
         kind: options.kind.clone(),
@@ -144,16 +142,36 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Gene
     Ok(Generated { spec, left_out })
 }
 
+/// The device nodes the planner gives a container asking for `selector` alone, less the
+/// control nodes (the shared edits carry them).
+fn planned_nodes(
+    inventory: &Inventory,
+    options: &GenerateOptions,
+    selector: DeviceSelector,
+) -> Result<Vec<DeviceNode>, PlanError> {
+    let request = request_for(VisibleDevices::List(vec![selector]), options);
+    let plan = plan::plan(&request, inventory, &cdi_layout())?;
+    Ok(plan
+        .devices
+        .iter()
+        .filter(|d| !inventory.control_devices.contains(d))
+        .map(cdi_node)
+        .collect())
+}
+
 /// One device per MIG device, named `<gpu>:<mig>` and/or by its `MIG-...` UUID, whose nodes
-/// are those the planner gives a container asking for just that MIG device (the parent GPU's
-/// node and the capability nodes of its GPU and compute instances), less the control nodes the
-/// shared edits carry. A MIG device the planner refuses (a capability node missing on the
-/// host) is left out, with the planner's reason, rather than failing the whole spec.
-fn mig_devices(inventory: &Inventory, options: &GenerateOptions) -> (Vec<Device>, Vec<String>) {
-    let mut devices = Vec::new();
-    let mut left_out = Vec::new();
+/// are those the planner gives a container asking for just that MIG device: the parent GPU's
+/// node and the capability nodes of its GPU and compute instances. A GPU or MIG device the
+/// planner refuses (a node missing on the host) is left out, with the planner's reason,
+/// rather than failing the whole spec.
+fn mig_devices(
+    inventory: &Inventory,
+    options: &GenerateOptions,
+    devices: &mut Vec<Device>,
+    left_out: &mut Vec<String>,
+) {
     let Some(mig) = &inventory.mig else {
-        return (devices, left_out);
+        return;
     };
     for state in mig.gpus.iter().filter(|s| s.enabled) {
         for mig_device in &state.devices {
@@ -161,26 +179,17 @@ fn mig_devices(inventory: &Inventory, options: &GenerateOptions) -> (Vec<Device>
                 gpu: state.gpu,
                 mig: mig_device.index,
             };
-            let request = request_for(VisibleDevices::List(vec![selector.clone()]), options);
-            let plan = match plan::plan(&request, inventory, &cdi_layout()) {
-                Ok(plan) => plan,
-                Err(e) => {
-                    left_out.push(format!("MIG device {selector} ({}): {e}", mig_device.uuid));
-                    continue;
+            let name = selector.to_string();
+            match planned_nodes(inventory, options, selector) {
+                Ok(nodes) => {
+                    for name in names(options.naming, name, &mig_device.uuid) {
+                        devices.push(device(name, nodes.clone()));
+                    }
                 }
-            };
-            let nodes: Vec<DeviceNode> = plan
-                .devices
-                .iter()
-                .filter(|d| !inventory.control_devices.contains(d))
-                .map(cdi_node)
-                .collect();
-            for name in names(options.naming, selector.to_string(), &mig_device.uuid) {
-                devices.push(device(name, nodes.clone()));
+                Err(e) => left_out.push(format!("MIG device {name} ({}): {e}", mig_device.uuid)),
             }
         }
     }
-    (devices, left_out)
 }
 
 /// What every device of the spec shares: the control nodes, the files, gpuhook's hooks.

@@ -46,10 +46,21 @@ fn one_device_per_gpu_by_each_naming_strategy_plus_all() {
             .map(|n| n.path.display().to_string())
             .collect()
     };
-    assert_eq!(node_paths(&spec.devices[2]), ["/dev/nvidia1"]);
+    // With graphics and display (all capabilities), each GPU's DRM nodes come with it.
+    assert_eq!(
+        node_paths(&spec.devices[2]),
+        ["/dev/nvidia1", "/dev/dri/card2", "/dev/dri/renderD129"]
+    );
     assert_eq!(
         node_paths(&spec.devices[4]),
-        ["/dev/nvidia0", "/dev/nvidia1"]
+        [
+            "/dev/nvidia0",
+            "/dev/dri/card1",
+            "/dev/dri/renderD128",
+            "/dev/nvidia1",
+            "/dev/dri/card2",
+            "/dev/dri/renderD129"
+        ]
     );
     let gpu1 = &spec.devices[2].container_edits.device_nodes[0];
     assert_eq!(
@@ -117,6 +128,34 @@ fn shared_edits_carry_control_nodes_files_and_the_gpuhook_hooks() {
         ]
     );
     assert!(edits.hooks.iter().all(|h| h.hook_name == "createRuntime"));
+}
+
+#[test]
+fn dri_nodes_come_with_graphics_or_display_only() {
+    let inventory = crate::plan::tests::inventory();
+    let mut opts = options(DeviceNameStrategy::Index);
+    opts.capabilities = [DriverCapability::Compute, DriverCapability::Utility]
+        .into_iter()
+        .collect();
+    let spec = generate(&inventory, &opts).unwrap().spec;
+    for device in &spec.devices {
+        assert!(
+            node_paths(device)
+                .iter()
+                .all(|p| !p.starts_with("/dev/dri/")),
+            "{}: {:?}",
+            device.name,
+            node_paths(device)
+        );
+    }
+    opts.capabilities = [DriverCapability::Display].into_iter().collect();
+    let spec = generate(&inventory, &opts).unwrap().spec;
+    assert_eq!(
+        node_paths(find(&spec, "0")),
+        ["/dev/nvidia0", "/dev/dri/card1", "/dev/dri/renderD128"]
+    );
+    let card = &find(&spec, "0").container_edits.device_nodes[1];
+    assert_eq!((card.major, card.minor), (Some(226), Some(1)));
 }
 
 #[test]
@@ -222,9 +261,10 @@ fn a_mig_device_gets_its_parent_node_and_its_own_capability_nodes_only() {
             Some(21)
         )
     );
-    assert_eq!(
-        node_paths(find(&spec, "all")),
-        ["/dev/nvidia0", "/dev/nvidia1"],
+    assert!(
+        node_paths(find(&spec, "all"))
+            .iter()
+            .all(|p| !p.starts_with("/dev/nvidia-caps/")),
         "all is the whole GPUs, without MIG capabilities"
     );
 }

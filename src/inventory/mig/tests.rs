@@ -63,6 +63,7 @@ fn gpu(index: u32, uuid: &str, minor: u32) -> Gpu {
         information_text: String::new(),
         proc_dir: std::path::PathBuf::new(),
         device: None,
+        dri: Vec::new(),
         arch: None,
         brand: None,
     }
