@@ -121,6 +121,9 @@ pub struct DriverConfig {
     pub dev_root: PathBuf,
     /// The driver's procfs directory (`version`, `gpus/<bus id>/information`).
     pub proc_driver_root: PathBuf,
+    /// Where sysfs is: each GPU's DRM nodes are listed in
+    /// `bus/pci/devices/<bus id>/drm/{card<N>,renderD<N>}` under it (graphics, display).
+    pub sysfs_root: PathBuf,
     /// Directories, inside `root`, searched in order for the driver's utilities.
     pub binary_dirs: Vec<PathBuf>,
     /// Directories, inside `root`, searched for `nvidia/<version>/gsp*.bin`.
@@ -196,6 +199,7 @@ impl Default for DriverConfig {
             root: PathBuf::from("/"),
             dev_root: PathBuf::from("/dev"),
             proc_driver_root: PathBuf::from("/proc/driver/nvidia"),
+            sysfs_root: PathBuf::from("/sys"),
             // `/usr/local/nvidia/bin` is where GKE-style and our GPU machine's drivers live.
             binary_dirs: [
                 "/usr/bin",
@@ -305,10 +309,11 @@ impl Config {
         if let Some(problem) = self.memory.problem() {
             return Err(invalid(problem));
         }
-        let absolute_keys: [(&str, &Path); 5] = [
+        let absolute_keys: [(&str, &Path); 6] = [
             ("driver.root", &self.driver.root),
             ("driver.dev-root", &self.driver.dev_root),
             ("driver.proc-driver-root", &self.driver.proc_driver_root),
+            ("driver.sysfs-root", &self.driver.sysfs_root),
             ("driver.ldcache", &self.driver.ldcache),
             ("hook.cgroup-root", &self.hook.cgroup_root),
         ];

@@ -351,3 +351,45 @@ fn control_nodes_and_sockets_follow_the_capabilities() {
         assert_eq!(out.section("ipc"), ipc, "{caps}");
     }
 }
+
+/// With `graphics` or `display`, a container gets its GPU's DRM card and render nodes, allowed
+/// in the device cgroup, and no other GPU's (nor the host's own display adapter's `card0`);
+/// without them, no DRM node at all.
+#[test]
+fn graphics_containers_get_exactly_their_gpus_dri_nodes() {
+    if !prerequisites("graphics_containers_get_exactly_their_gpus_dri_nodes") {
+        return;
+    }
+    let sim = Sim::build(2);
+    let log = std::env::temp_dir().join(format!("gpuhook-dri-{}.log", std::process::id()));
+    let script = "echo '== dri =='; ls /dev/dri 2>/dev/null; echo '== open =='; \
+                  for n in /dev/dri/*; do [ -e \"$n\" ] && (exec 3<>\"$n\") 2>&1 | sed 's/.*: //'; done; \
+                  echo '== end =='";
+    for (devices, caps, expected) in [
+        ("1", "graphics", &["card2", "renderD129"][..]),
+        ("0", "display", &["card1", "renderD128"][..]),
+        (
+            "all",
+            "graphics,compute",
+            &["card1", "card2", "renderD128", "renderD129"][..],
+        ),
+        ("1", "compute,utility", &[][..]),
+        ("all", "video", &[][..]),
+    ] {
+        let env = [
+            format!("NVIDIA_VISIBLE_DEVICES={devices}"),
+            format!("NVIDIA_DRIVER_CAPABILITIES={caps}"),
+        ];
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let out = Bundle::new("dri", &env, script, &sim.config(&log, ""))
+            .run()
+            .expect_success();
+        assert_eq!(out.section("dri"), expected, "{devices} {caps}");
+        // No driver behind the simulated nodes, but the device cgroup lets them be opened.
+        let open = out.section("open");
+        assert!(
+            !open.iter().any(|l| l.contains("not permitted")),
+            "{devices} {caps}: {open:?}"
+        );
+    }
+}

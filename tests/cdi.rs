@@ -457,3 +457,225 @@ fn cdi_gpus_are_all_a_container_gets_whatever_its_env_says() {
         "the hooks.d hook did not run:\n{log}"
     );
 }
+
+/// `cdi generate` on a simulated driver with MIG on GPU 0: each MIG device is a device named
+/// as the incumbent names it, with its parent's node and its own two capability nodes; and
+/// `--mode imex` writes the IMEX channels' spec, which `cdi list` then offers beside the GPUs.
+#[test]
+fn generate_gives_mig_devices_and_a_spec_of_imex_channels() {
+    if !prerequisites_with(
+        "generate_gives_mig_devices_and_a_spec_of_imex_channels",
+        &[],
+    ) {
+        return;
+    }
+    let sim = Sim::build_with_mig(2);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gpuhook.toml");
+    std::fs::write(&config, sim.config(&dir.path().join("log"), "")).unwrap();
+    let generate = |args: &[&str], file: &str| {
+        let out = Command::new(gpuhook_bin())
+            .args(["cdi", "generate", "--output"])
+            .arg(dir.path().join("cdi").join(file))
+            .args(args)
+            .env("GPUHOOK_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read(dir.path().join("cdi").join(file)).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&text).unwrap()
+    };
+    let spec = generate(&["--device-name-strategy", "both"], "gpu.json");
+    let devices = spec["devices"].as_array().unwrap();
+    let names: Vec<&str> = devices
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    let migs: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with("MIG-"))
+        .collect();
+    assert_eq!(migs.len(), 2, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.contains(':')).collect::<Vec<_>>(),
+        [&"0:0", &"0:1"]
+    );
+    let nodes = |name: &str| -> Vec<String> {
+        let device = devices.iter().find(|d| d["name"] == name).unwrap();
+        device["containerEdits"]["deviceNodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // make-driver.sh's minors: gpu0/gi<G> 3+9G, its ci0 4+9G.
+    let expected = [
+        "/dev/nvidia0",
+        "/dev/nvidia-caps/nvidia-cap12",
+        "/dev/nvidia-caps/nvidia-cap13",
+    ];
+    assert_eq!(nodes("0:0"), expected);
+    assert_eq!(nodes(migs[0]), expected);
+    assert_eq!(
+        nodes("0:1"),
+        [
+            "/dev/nvidia0",
+            "/dev/nvidia-caps/nvidia-cap21",
+            "/dev/nvidia-caps/nvidia-cap22"
+        ]
+    );
+
+    let imex = generate(&["--mode", "imex"], "imex.json");
+    assert_eq!(imex["kind"], "nvidia.com/imex-channel");
+    let out = Command::new(gpuhook_bin())
+        .args(["cdi", "list", "--spec-dir"])
+        .arg(dir.path().join("cdi"))
+        .env("GPUHOOK_CONFIG", &config)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "nvidia.com/imex-channel=0",
+        "nvidia.com/imex-channel=1",
+        "nvidia.com/imex-channel=all",
+        "nvidia.com/gpu=0:1",
+    ] {
+        assert!(listed.lines().any(|l| l == name), "{name} not in {listed}");
+    }
+}
+
+/// A RHEL-style image for the shim's CDI mode: no `/etc/debian_version`, an `ld.so.conf` that
+/// includes `ld.so.conf.d/*.conf`, an empty `/usr/lib64`, and (for the test) a static
+/// `ldconfig` of its own, the host's.
+fn rhel_style(rootfs: &Path) {
+    let _ = std::fs::remove_file(rootfs.join("etc/debian_version"));
+    std::fs::write(
+        rootfs.join("etc/ld.so.conf"),
+        "include ld.so.conf.d/*.conf\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(rootfs.join("etc/ld.so.conf.d")).unwrap();
+    std::fs::create_dir_all(rootfs.join("usr/lib64")).unwrap();
+    std::fs::create_dir_all(rootfs.join("sbin")).unwrap();
+    std::fs::copy("/sbin/ldconfig", rootfs.join("sbin/ldconfig")).unwrap();
+}
+
+/// The CDI `update-ldcache` hook leaves an `ld.so.conf.d` drop-in naming the folders the spec
+/// mounted libraries into, so the image's own `ldconfig`, run after start, indexes them again.
+/// (The test's ldconfig is Debian's, which indexes the multiarch directory by itself; `-v`
+/// shows it reads it from the drop-in first, as a RHEL ldconfig, which does not, must.)
+#[test]
+fn an_in_container_ldconfig_keeps_the_cdi_libraries() {
+    if !prerequisites("an_in_container_ldconfig_keeps_the_cdi_libraries") {
+        return;
+    }
+    let setup = CdiSetup::new("ldconf");
+    let config = std::fs::read_to_string(setup.config()).unwrap();
+    let script = "cat /etc/ld.so.conf.d/00-gpuhook-cdi.conf; echo == rebuilt ==; \
+                  rm /etc/ld.so.cache; ldconfig -v 2>/dev/null | grep '^/'; \
+                  ldconfig -p";
+    let env = format!("NVIDIA_VISIBLE_DEVICES={}", setup.name("0"));
+    let bundle = Bundle::new("cdi-ldconf", &[env.as_str()], script, &config);
+    rhel_style(&bundle.rootfs());
+    let out = bundle.run_through_shim(&setup.config()).expect_success();
+    let (dropin, rebuilt) = out.stdout.split_once("== rebuilt ==").unwrap();
+    assert!(
+        dropin.lines().any(|l| l == "/usr/lib/x86_64-linux-gnu"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        rebuilt.lines().any(|l| l.starts_with(
+            "/usr/lib/x86_64-linux-gnu: (from /etc/ld.so.conf.d/00-gpuhook-cdi.conf:"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        rebuilt
+            .lines()
+            .any(|l| l.trim()
+                == "libcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1"),
+        "the image's ldconfig dropped libcuda:\n{}",
+        out.stdout
+    );
+}
+
+/// A hostile image's `/etc/ld.so.conf.d` (or the drop-in's own name) is a symlink at a host
+/// directory: the drop-in is written inside the rootfs or not at all, never on the host.
+#[test]
+fn a_symlinked_ld_so_conf_d_never_writes_on_the_host() {
+    if !prerequisites("a_symlinked_ld_so_conf_d_never_writes_on_the_host") {
+        return;
+    }
+    let setup = CdiSetup::new("ldconf-hostile");
+    let config = std::fs::read_to_string(setup.config()).unwrap();
+    let host = support::watch::HostWatch::new();
+    let v = host.dir();
+    let env = format!("NVIDIA_VISIBLE_DEVICES={}", setup.name("0"));
+    let climb = format!("{}{}", "../".repeat(16), v.trim_start_matches('/'));
+    let cases = [
+        // Followed as if the rootfs were `/`: nothing there, so no drop-in, and it starts.
+        (
+            "absolute",
+            "etc/ld.so.conf.d",
+            format!("{v}/etc"),
+            Some(false),
+        ),
+        (
+            "climbing",
+            "etc/ld.so.conf.d",
+            format!("{climb}/etc"),
+            Some(false),
+        ),
+        // The same target made inside the rootfs too: the drop-in lands there.
+        ("inside", "etc/ld.so.conf.d", format!("{v}/etc"), Some(true)),
+        // Never followed: the start fails, naming the path.
+        (
+            "magic",
+            "etc/ld.so.conf.d",
+            format!("/proc/1/root{v}/etc"),
+            None,
+        ),
+        (
+            "file",
+            "etc/ld.so.conf.d/00-gpuhook-cdi.conf",
+            format!("{v}/etc/evil.conf"),
+            None,
+        ),
+    ];
+    for (name, inner, target, starts) in cases {
+        let bundle = Bundle::new(name, &[env.as_str()], "true", &config);
+        let rootfs = bundle.rootfs();
+        rhel_style(&rootfs);
+        let link = rootfs.join(inner);
+        let _ = std::fs::remove_dir_all(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let inside = rootfs.join(v.trim_start_matches('/')).join("etc");
+        if name == "inside" {
+            std::fs::create_dir_all(&inside).unwrap();
+        }
+        let out = bundle.run_through_shim(&setup.config());
+        match starts {
+            Some(dropped_in) => {
+                assert!(out.success, "{name}: {}", out.stderr);
+                assert_eq!(
+                    inside.join("00-gpuhook-cdi.conf").exists(),
+                    dropped_in,
+                    "{name}"
+                );
+            }
+            None => {
+                assert!(!out.success, "{name}: started");
+                assert!(
+                    out.stderr.contains("/etc/ld.so.conf.d"),
+                    "{name}: {}",
+                    out.stderr
+                );
+            }
+        }
+        host.assert_unchanged(name);
+    }
+}

@@ -53,6 +53,7 @@ fn gpu(index: u32, arch: &str, brand: &str, has_node: bool) -> Gpu {
         )
         .into(),
         device: has_node.then(|| node(&format!("nvidia{index}"), 195, index)),
+        dri: Vec::new(),
         arch: Some(arch.into()),
         brand: Some(brand.into()),
     }

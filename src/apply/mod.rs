@@ -18,6 +18,7 @@
 mod bpf;
 pub mod cgroup;
 pub mod confined;
+pub mod ld_conf;
 pub mod ldconfig;
 mod mount;
 pub mod placement;
@@ -151,13 +152,15 @@ pub fn mask_proc_driver(
 }
 
 /// Rebuilds the container's ld cache for `dirs` with the host's ldconfig (the CDI
-/// `update-ldcache` hook).
+/// `update-ldcache` hook), after writing the `ld.so.conf.d` drop-in that lists `conf_dirs`
+/// (see [`ld_conf`]); returns whether the drop-in was written.
 pub fn update_ldcache(
     dirs: &[PathBuf],
+    conf_dirs: &[PathBuf],
     handle: &ContainerHandle,
     config: &Config,
     fresh_tmpfs: &[PathBuf],
-) -> Result<(), ApplyError> {
+) -> Result<bool, ApplyError> {
     if let Some(relative) = dirs.iter().find(|d| !d.is_absolute()) {
         return Err(ApplyError::Ldconfig {
             message: format!("folder {} is not an absolute path", relative.display()),
@@ -166,9 +169,9 @@ pub fn update_ldcache(
     let ldconfig = ldconfig::HostLdconfig::open(config.host_ldconfig())?;
     let timeout = Duration::from_secs(config.hook.ldconfig_timeout);
     in_container(handle, fresh_tmpfs, Vec::new(), |rootfs| {
-        ldconfig
-            .run(handle, rootfs, dirs, handle.root_ids(), timeout)
-            .map(drop)
+        let written = ld_conf::write_drop_in(rootfs, conf_dirs)?;
+        ldconfig.run(handle, rootfs, dirs, handle.root_ids(), timeout)?;
+        Ok(written)
     })
 }
 

@@ -186,6 +186,21 @@ impl Rootfs {
         }
     }
 
+    /// Records an entry made in `parent` by another part of the applier (the ld.so.conf.d
+    /// drop-in), so a failed run takes it back like the placeholders.
+    pub(super) fn record_created(&mut self, parent: OwnedFd, name: &OsStr) {
+        self.created.push(Created {
+            parent,
+            name: name.to_os_string(),
+            kind: TargetType::NonDirectory,
+        });
+    }
+
+    /// The host ids entries are created as (the container's root).
+    pub(super) fn owner(&self) -> (u32, u32) {
+        self.owner
+    }
+
     /// Everything this run created, newest first (for taking it back after a failure).
     pub fn take_created(&mut self) -> Vec<Created> {
         let mut created = std::mem::take(&mut self.created);
@@ -197,12 +212,12 @@ impl Rootfs {
 /// The thread's filesystem uid and gid set to `ids` for as long as this lives (a no-op for
 /// root). Switching the fsuid away from 0 also takes the file capabilities (DAC override and
 /// the like) out of the effective set; switching back restores them.
-struct FsIdentity {
+pub(super) struct FsIdentity {
     changed: bool,
 }
 
 impl FsIdentity {
-    fn become_(ids: (u32, u32)) -> FsIdentity {
+    pub(super) fn become_(ids: (u32, u32)) -> FsIdentity {
         if ids == (0, 0) {
             return FsIdentity { changed: false };
         }

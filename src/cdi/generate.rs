@@ -3,6 +3,8 @@
 //! get the same ones:
 //! - each GPU is a device (by index, UUID or both) whose edit is its device node; `all` has
 //!   every GPU node;
+//! - each MIG device (when the inventory enumerated them) is a device named `<gpu>:<mig>`
+//!   and/or `MIG-<uuid>`, with its parent GPU's node and its two capability nodes;
 //! - the shared edits carry the control nodes, the library, utility, firmware and IPC mounts
 //!   (with the hook's mount flags), and two `createRuntime` hooks that are gpuhook itself:
 //!   `cdi-hook mask-proc-driver` (only the container's GPUs under `/proc/driver/nvidia/gpus`)
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 
 use crate::inventory::Inventory;
 use crate::plan::{self, ContainerLayout, MountKind, PlanError};
-use crate::request::{ContainerRequest, DriverCapabilities, VisibleDevices};
+use crate::request::{ContainerRequest, DeviceSelector, DriverCapabilities, VisibleDevices};
 
 use super::spec::{ContainerEdits, Device, DeviceNode, Hook, Mount, Spec, CDI_VERSION};
 
@@ -47,62 +49,155 @@ fn cdi_layout() -> ContainerLayout {
     ContainerLayout::for_rootfs(true)
 }
 
-/// Builds the spec for every GPU in `inventory`.
-pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec, PlanError> {
-    let request = ContainerRequest {
-        devices: VisibleDevices::All,
+/// A generated spec and what was left out of it (for warnings): MIG devices that cannot be
+/// given, each with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub spec: Spec,
+    pub left_out: Vec<String>,
+}
+
+/// The request the hook would see for `devices` with these capabilities and nothing else.
+fn request_for(devices: VisibleDevices, options: &GenerateOptions) -> ContainerRequest {
+    ContainerRequest {
+        devices,
         capabilities: options.capabilities.clone(),
         requirements: Vec::new(),
         imex_channels: Default::default(),
         mps_pipe_directory: None,
         mig_access: Default::default(),
         declared_devices: Vec::new(),
-    };
-    let plan = plan::plan(&request, inventory, &cdi_layout())?;
+    }
+}
 
-    let node = |d: &crate::inventory::DeviceNode| DeviceNode {
+/// A host device node as a CDI device node (`hostPath`, type, major, minor: engines need not
+/// stat the host to create it).
+fn cdi_node(d: &crate::inventory::DeviceNode) -> DeviceNode {
+    DeviceNode {
         path: d.path.clone(),
         host_path: Some(d.host_path.clone()),
         kind: Some("c".into()),
         major: Some(d.major.into()),
         minor: Some(d.minor.into()),
         permissions: Some("rw".into()),
-    };
-    let gpu_nodes: Vec<(u32, String, DeviceNode)> = inventory
-        .gpus
-        .iter()
-        .filter_map(|g| {
-            g.device
-                .as_ref()
-                .map(|d| (g.index, g.info.uuid.clone(), node(d)))
-        })
-        .collect();
-
-    let mut devices = Vec::new();
-    for (index, uuid, device_node) in &gpu_nodes {
-        let names = match options.naming {
-            DeviceNameStrategy::Index => vec![index.to_string()],
-            DeviceNameStrategy::Uuid => vec![uuid.clone()],
-            DeviceNameStrategy::Both => vec![index.to_string(), uuid.clone()],
-        };
-        for name in names {
-            devices.push(Device {
-                name,
-                container_edits: ContainerEdits {
-                    device_nodes: vec![device_node.clone()],
-                    ..Default::default()
-                },
-            });
-        }
     }
-    devices.push(Device {
-        name: "all".into(),
+}
+
+/// The names a device gets under the naming strategy.
+fn names(naming: DeviceNameStrategy, index: String, uuid: &str) -> Vec<String> {
+    match naming {
+        DeviceNameStrategy::Index => vec![index],
+        DeviceNameStrategy::Uuid => vec![uuid.to_string()],
+        DeviceNameStrategy::Both => vec![index, uuid.to_string()],
+    }
+}
+
+fn device(name: String, device_nodes: Vec<DeviceNode>) -> Device {
+    Device {
+        name,
         container_edits: ContainerEdits {
-            device_nodes: gpu_nodes.iter().map(|(_, _, n)| n.clone()).collect(),
+            device_nodes,
             ..Default::default()
         },
-    });
+    }
+}
 
+/// Builds the spec for every GPU in `inventory`, and for each of its MIG devices when the
+/// inventory holds them (`inventory.mig`). A GPU whose node is missing is left out (the
+/// planner's reason in [`Generated::left_out`]).
+pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Generated, PlanError> {
+    let plan = plan::plan(
+        &request_for(VisibleDevices::All, options),
+        inventory,
+        &cdi_layout(),
+    )?;
+
+    let mut devices = Vec::new();
+    let mut left_out = Vec::new();
+    // Each GPU's nodes as the planner gives a container asking for just that GPU: its
+    // `/dev/nvidiaN` and, with graphics or display, its DRM card and render nodes.
+    let mut all_nodes: Vec<DeviceNode> = Vec::new();
+    for gpu in &inventory.gpus {
+        let selector = DeviceSelector::Index(gpu.index);
+        match planned_nodes(inventory, options, selector) {
+            Ok(nodes) => {
+                for name in names(options.naming, gpu.index.to_string(), &gpu.info.uuid) {
+                    devices.push(device(name, nodes.clone()));
+                }
+                all_nodes.extend(nodes);
+            }
+            Err(e) => left_out.push(format!("GPU {} ({}): {e}", gpu.index, gpu.info.uuid)),
+        }
+    }
+    mig_devices(inventory, options, &mut devices, &mut left_out);
+    // `all` is every whole GPU, as `NVIDIA_VISIBLE_DEVICES=all` is for the hook: no MIG
+    // capability comes with it.
+    devices.push(device("all".into(), all_nodes));
+    let spec = Spec {
+        cdi_version: CDI_VERSION.into(),
+        kind: options.kind.clone(),
+        devices,
+        container_edits: shared_edits(inventory, &plan, options),
+    };
+    Ok(Generated { spec, left_out })
+}
+
+/// The device nodes the planner gives a container asking for `selector` alone, less the
+/// control nodes (the shared edits carry them).
+fn planned_nodes(
+    inventory: &Inventory,
+    options: &GenerateOptions,
+    selector: DeviceSelector,
+) -> Result<Vec<DeviceNode>, PlanError> {
+    let request = request_for(VisibleDevices::List(vec![selector]), options);
+    let plan = plan::plan(&request, inventory, &cdi_layout())?;
+    Ok(plan
+        .devices
+        .iter()
+        .filter(|d| !inventory.control_devices.contains(d))
+        .map(cdi_node)
+        .collect())
+}
+
+/// One device per MIG device, named `<gpu>:<mig>` and/or by its `MIG-...` UUID, whose nodes
+/// are those the planner gives a container asking for just that MIG device: the parent GPU's
+/// node and the capability nodes of its GPU and compute instances. A GPU or MIG device the
+/// planner refuses (a node missing on the host) is left out, with the planner's reason,
+/// rather than failing the whole spec.
+fn mig_devices(
+    inventory: &Inventory,
+    options: &GenerateOptions,
+    devices: &mut Vec<Device>,
+    left_out: &mut Vec<String>,
+) {
+    let Some(mig) = &inventory.mig else {
+        return;
+    };
+    for state in mig.gpus.iter().filter(|s| s.enabled) {
+        for mig_device in &state.devices {
+            let selector = DeviceSelector::MigIndex {
+                gpu: state.gpu,
+                mig: mig_device.index,
+            };
+            let name = selector.to_string();
+            match planned_nodes(inventory, options, selector) {
+                Ok(nodes) => {
+                    for name in names(options.naming, name, &mig_device.uuid) {
+                        devices.push(device(name, nodes.clone()));
+                    }
+                }
+                Err(e) => left_out.push(format!("MIG device {name} ({}): {e}", mig_device.uuid)),
+            }
+        }
+    }
+}
+
+/// What every device of the spec shares: the control nodes, the files, gpuhook's hooks.
+fn shared_edits(
+    inventory: &Inventory,
+    plan: &plan::InjectionPlan,
+    options: &GenerateOptions,
+) -> ContainerEdits {
     let mounts = plan
         .mounts
         .iter()
@@ -134,171 +229,62 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         }
         hooks.push(hook(args));
     }
-    Ok(Spec {
+    ContainerEdits {
+        // A container given GPUs through this spec gets exactly those: a legacy hook (the
+        // packaged hooks.d entry, `--gpus`) then sees no request, whatever the image's env
+        // says (CUDA images set NVIDIA_VISIBLE_DEVICES=all).
+        env: vec![VOID_ENV.into()],
+        // The control nodes the plan gives for these capabilities (the GPUs' own are per
+        // device above).
+        device_nodes: plan
+            .devices
+            .iter()
+            .filter(|d| inventory.control_devices.contains(d))
+            .map(cdi_node)
+            .collect(),
+        mounts,
+        hooks,
+    }
+}
+
+const VOID_ENV: &str = "NVIDIA_VISIBLE_DEVICES=void";
+
+/// The kind of the IMEX channel spec, the incumbent's (`nvidia-ctk cdi generate --mode imex`).
+pub const IMEX_CHANNEL_KIND: &str = "nvidia.com/imex-channel";
+
+/// The spec of the host's IMEX channels (`<kind>=0`, `<kind>=1`, ..., `<kind>=all`), each
+/// device its `/dev/nvidia-caps-imex-channels/channelN` node; `None` when the host has none
+/// (the nvidia-imex daemon's driver makes them). A spec of its own, as the incumbent's: a CDI
+/// spec has one kind.
+pub fn generate_imex_channels(inventory: &Inventory, kind: &str) -> Option<Spec> {
+    if inventory.imex_channels.is_empty() {
+        return None;
+    }
+    let mut devices: Vec<Device> = inventory
+        .imex_channels
+        .iter()
+        .map(|(number, node)| device(number.to_string(), vec![cdi_node(node)]))
+        .collect();
+    devices.push(device(
+        "all".into(),
+        inventory
+            .imex_channels
+            .iter()
+            .map(|(_, n)| cdi_node(n))
+            .collect(),
+    ));
+    Some(Spec {
         cdi_version: CDI_VERSION.into(),
-        kind: options.kind.clone(),
+        kind: kind.to_string(),
         devices,
+        // As the incumbent's IMEX spec: a container given channels through CDI is not also
+        // handed GPUs by a legacy hook reading the image's env.
         container_edits: ContainerEdits {
-            // A container given GPUs through this spec gets exactly those: a legacy hook (the
-            // packaged hooks.d entry, `--gpus`) then sees no request, whatever the image's env
-            // says (CUDA images set NVIDIA_VISIBLE_DEVICES=all).
-            env: vec!["NVIDIA_VISIBLE_DEVICES=void".into()],
-            // The control nodes the plan gives for these capabilities (the GPUs' own are per
-            // device above).
-            device_nodes: plan
-                .devices
-                .iter()
-                .filter(|d| inventory.control_devices.contains(d))
-                .map(node)
-                .collect(),
-            mounts,
-            hooks,
+            env: vec![VOID_ENV.into()],
+            ..Default::default()
         },
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cdi::registry::read_spec;
-    use crate::request::DriverCapability;
-
-    fn options(naming: DeviceNameStrategy) -> GenerateOptions {
-        GenerateOptions {
-            kind: "nvidia.com/gpu".into(),
-            naming,
-            capabilities: DriverCapability::ALL.into_iter().collect(),
-            hook_path: "/usr/bin/gpuhook".into(),
-            hook_env: vec![],
-        }
-    }
-
-    fn names(spec: &Spec) -> Vec<&str> {
-        spec.devices.iter().map(|d| d.name.as_str()).collect()
-    }
-
-    #[test]
-    fn one_device_per_gpu_by_each_naming_strategy_plus_all() {
-        let inventory = crate::plan::tests::inventory();
-        let uuid0 = inventory.gpus[0].info.uuid.clone();
-        let uuid1 = inventory.gpus[1].info.uuid.clone();
-        let spec = generate(&inventory, &options(DeviceNameStrategy::Index)).unwrap();
-        assert_eq!(names(&spec), ["0", "1", "all"]);
-        let spec = generate(&inventory, &options(DeviceNameStrategy::Uuid)).unwrap();
-        assert_eq!(names(&spec), [uuid0.as_str(), uuid1.as_str(), "all"]);
-        let spec = generate(&inventory, &options(DeviceNameStrategy::Both)).unwrap();
-        assert_eq!(
-            names(&spec),
-            ["0", uuid0.as_str(), "1", uuid1.as_str(), "all"]
-        );
-
-        let node_paths = |d: &Device| -> Vec<String> {
-            d.container_edits
-                .device_nodes
-                .iter()
-                .map(|n| n.path.display().to_string())
-                .collect()
-        };
-        assert_eq!(node_paths(&spec.devices[2]), ["/dev/nvidia1"]);
-        assert_eq!(
-            node_paths(&spec.devices[4]),
-            ["/dev/nvidia0", "/dev/nvidia1"]
-        );
-        let gpu1 = &spec.devices[2].container_edits.device_nodes[0];
-        assert_eq!(
-            (gpu1.host_path.as_deref(), gpu1.major, gpu1.minor),
-            (
-                Some(std::path::Path::new("/sim/dev/nvidia1")),
-                Some(195),
-                Some(1)
-            )
-        );
-    }
-
-    #[test]
-    fn shared_edits_carry_control_nodes_files_and_the_gpuhook_hooks() {
-        let inventory = crate::plan::tests::inventory();
-        let spec = generate(&inventory, &options(DeviceNameStrategy::Index)).unwrap();
-        assert_eq!(spec.cdi_version, "0.5.0");
-        let edits = &spec.container_edits;
-        assert_eq!(edits.env, ["NVIDIA_VISIBLE_DEVICES=void"]);
-        let nodes: Vec<_> = edits
-            .device_nodes
-            .iter()
-            .map(|n| n.path.display().to_string())
-            .collect();
-        assert_eq!(
-            nodes,
-            ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-modeset"]
-        );
-        let mount = |target: &str| {
-            edits
-                .mounts
-                .iter()
-                .find(|m| m.container_path == std::path::Path::new(target))
-        };
-        let libcuda = mount("/usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04").unwrap();
-        assert_eq!(libcuda.options, ["ro", "nosuid", "nodev", "bind"]);
-        assert!(
-            mount("/usr/lib/i386-linux-gnu/libcuda.so.580.159.04").is_some(),
-            "compat32 with all"
-        );
-        assert!(mount("/usr/bin/nvidia-smi").is_some());
-        assert!(mount("/lib/firmware/nvidia/580.159.04/gsp_ga10x.bin").is_some());
-        let socket = mount("/run/nvidia-persistenced/socket").unwrap();
-        assert_eq!(socket.options, ["nosuid", "nodev", "noexec", "bind"]);
-        assert!(mount("/dev/nvidia0").is_none(), "GPU nodes are per device");
-
-        let args: Vec<Vec<&str>> = edits
-            .hooks
-            .iter()
-            .map(|h| h.args.iter().map(String::as_str).collect())
-            .collect();
-        assert_eq!(args[0], ["gpuhook", "cdi-hook", "mask-proc-driver"]);
-        assert_eq!(
-            args[1],
-            [
-                "gpuhook",
-                "cdi-hook",
-                "update-ldcache",
-                "--folder",
-                "/usr/lib/x86_64-linux-gnu",
-                "--folder",
-                "/usr/lib/i386-linux-gnu"
-            ]
-        );
-        assert!(edits.hooks.iter().all(|h| h.hook_name == "createRuntime"));
-    }
-
-    #[test]
-    fn capabilities_narrow_the_files() {
-        let inventory = crate::plan::tests::inventory();
-        let mut opts = options(DeviceNameStrategy::Index);
-        opts.capabilities = [DriverCapability::Utility].into_iter().collect();
-        let spec = generate(&inventory, &opts).unwrap();
-        let targets: Vec<_> = spec
-            .container_edits
-            .mounts
-            .iter()
-            .map(|m| m.container_path.display().to_string())
-            .filter(|t| t.starts_with("/usr/lib"))
-            .collect();
-        assert_eq!(
-            targets,
-            ["/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.159.04"]
-        );
-    }
-
-    #[test]
-    fn json_and_yaml_round_trip() {
-        let inventory = crate::plan::tests::inventory();
-        let spec = generate(&inventory, &options(DeviceNameStrategy::Both)).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let json = dir.path().join("gpu.json");
-        std::fs::write(&json, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
-        assert_eq!(read_spec(&json).unwrap(), spec);
-        let yaml = dir.path().join("gpu.yaml");
-        std::fs::write(&yaml, serde_norway::to_string(&spec).unwrap()).unwrap();
-        assert_eq!(read_spec(&yaml).unwrap(), spec);
-    }
-}
+mod tests;

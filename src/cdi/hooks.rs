@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::apply;
 use crate::config::Config;
 use crate::hook::{self, HookError, OciState};
-use crate::inventory::{container_layout, Inventory, InventoryNeeds};
+use crate::inventory::{container_layout, mig, Inventory, InventoryNeeds};
 use crate::plan;
 use crate::request::ContainerFacts;
 
@@ -39,7 +39,14 @@ pub fn run(config: &Config, state: &OciState, which: &CdiHook) -> Result<String,
                         .is_some_and(|d| declared.contains(&(d.major, d.minor)))
                 })
                 .collect();
-            let view = plan::proc_driver_view(&inventory, &gpus);
+            let mut view = plan::proc_driver_view(&inventory, &gpus);
+            // A MIG device's spec entry declares its capability nodes: their procfs files go
+            // with them, as the hook gives them.
+            let declared: Vec<(u32, u32)> = declared.into_iter().collect();
+            view.mig_capabilities = mig::caps_of_nodes(&config.driver, &declared)
+                .into_iter()
+                .map(|cap| (cap.proc_file, cap.text))
+                .collect();
             let target = plan::ProcMaskTarget::for_kernel(inventory.kernel_has_proc_driver_nvidia);
             apply::mask_proc_driver(&view, &target, &handle)?;
             let indices: Vec<String> = gpus.iter().map(|g| g.index.to_string()).collect();
@@ -57,14 +64,26 @@ pub fn run(config: &Config, state: &OciState, which: &CdiHook) -> Result<String,
                 std::fs::read_to_string(config.driver.proc_driver_root.join("version"))
                     .ok()
                     .and_then(|text| crate::inventory::proc_driver::parse_driver_version(&text));
-            let mut folders = folders.clone();
+            let mut indexed = folders.clone();
             if let (Some(compat), Some(host)) = (&layout.cuda_compat, host_version) {
                 if plan::is_newer_version(&compat.version, &host) {
-                    folders.insert(0, compat.dir.clone());
+                    indexed.insert(0, compat.dir.clone());
                 }
             }
-            apply::update_ldcache(&folders, &handle, config, &layout.fresh_tmpfs)?;
-            Ok(format!("ldcache folders={folders:?}"))
+            // The drop-in keeps the mounted folders in any later ld cache the image builds;
+            // the compat choice stays this cache's (the image's own ldconfig setup decides
+            // about its compat directory).
+            let dropped_in =
+                apply::update_ldcache(&indexed, folders, &handle, config, &layout.fresh_tmpfs)?;
+            let conf = match dropped_in {
+                true => format!(
+                    " conf={}/{}",
+                    apply::ld_conf::CONF_DIR,
+                    apply::ld_conf::CONF_NAME
+                ),
+                false => String::new(),
+            };
+            Ok(format!("ldcache folders={indexed:?}{conf}"))
         }
     }
 }

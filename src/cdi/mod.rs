@@ -7,6 +7,9 @@ pub mod hooks;
 pub mod registry;
 pub mod spec;
 
-pub use generate::{generate, DeviceNameStrategy, GenerateOptions};
+pub use generate::{
+    generate, generate_imex_channels, DeviceNameStrategy, GenerateOptions, Generated,
+    IMEX_CHANNEL_KIND,
+};
 pub use registry::{CdiError, Registry};
 pub use spec::Spec;

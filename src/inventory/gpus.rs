@@ -22,6 +22,9 @@ pub struct Gpu {
     pub proc_dir: PathBuf,
     /// `None` when the node is missing on the host.
     pub device: Option<DeviceNode>,
+    /// Its DRM nodes (`/dev/dri/card<N>`, `/dev/dri/renderD<N>`), those sysfs lists for its PCI
+    /// device and the dev root has: what the graphics and display capabilities add.
+    pub dri: Vec<DeviceNode>,
     /// Compute capability (`9.0`), when NVML was asked.
     pub arch: Option<String>,
     /// Brand as the incumbent names it (`tesla`, `nvidiavws`, ...), when NVML was asked.
@@ -44,6 +47,7 @@ pub struct UnusableGpu {
 pub fn read_gpus(
     proc_driver_root: &Path,
     dev_root: &Path,
+    sysfs_root: &Path,
 ) -> Result<(Vec<Gpu>, Vec<UnusableGpu>), InventoryError> {
     let gpus_dir = proc_driver_root.join("gpus");
     let entries = match std::fs::read_dir(&gpus_dir) {
@@ -74,6 +78,7 @@ pub fn read_gpus(
                 index,
                 proc_dir: gpus_dir.join(&bus_id),
                 device: device_node(dev_root, &format!("nvidia{}", info.minor)),
+                dri: dri_nodes(sysfs_root, dev_root, &bus_id),
                 info,
                 information_text,
                 arch: None,
@@ -87,6 +92,34 @@ pub fn read_gpus(
         }
     }
     Ok((usable, unusable))
+}
+
+/// The DRM nodes of the PCI device `bus_id`: the `card<N>` and `renderD<N>` entries of its
+/// sysfs `drm/` directory (the kernel's DRM driver names them after the nodes it made), each
+/// kept when `dev_root/dri/<name>` is a character device. Sysfs, not `/dev/dri` alone, says
+/// which GPU a node belongs to: an unselected GPU's nodes (or another vendor's) never
+/// appear in a container.
+fn dri_nodes(sysfs_root: &Path, dev_root: &Path, bus_id: &str) -> Vec<DeviceNode> {
+    let drm = sysfs_root.join("bus/pci/devices").join(bus_id).join("drm");
+    let Ok(entries) = std::fs::read_dir(drm) else {
+        return Vec::new();
+    };
+    let is_node = |name: &str| {
+        ["card", "renderD"].iter().any(|prefix| {
+            name.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| is_node(n))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .filter_map(|name| device_node(dev_root, &format!("dri/{name}")))
+        .collect()
 }
 
 fn read_information(path: &Path) -> Result<(GpuInformation, String), String> {
@@ -139,7 +172,12 @@ mod tests {
     #[test]
     fn indices_follow_bus_order_of_every_listed_gpu() {
         let dir = procfs("none", |_| {});
-        let (gpus, unusable) = read_gpus(dir.path(), Path::new("/nonexistent")).unwrap();
+        let (gpus, unusable) = read_gpus(
+            dir.path(),
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        )
+        .unwrap();
         assert_eq!(indices(&gpus), [(0, 0), (1, 1), (2, 2)]);
         assert!(unusable.is_empty());
         assert_eq!(gpus[1].info.bus_id, "0000:11:00.0");
@@ -150,7 +188,12 @@ mod tests {
         let dir = procfs("0000:10:00.0", |path| {
             std::fs::write(path, "garbage\n\u{1}\u{2}").unwrap()
         });
-        let (gpus, unusable) = read_gpus(dir.path(), Path::new("/nonexistent")).unwrap();
+        let (gpus, unusable) = read_gpus(
+            dir.path(),
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        )
+        .unwrap();
         assert_eq!(
             indices(&gpus),
             [(1, 1), (2, 2)],
@@ -172,7 +215,12 @@ mod tests {
     fn an_unreadable_information_file_fails_no_other_gpu() {
         // A directory where the file should be: unreadable even for root (mode bits are not).
         let dir = procfs("0000:11:00.0", |path| std::fs::create_dir(path).unwrap());
-        let (gpus, unusable) = read_gpus(dir.path(), Path::new("/nonexistent")).unwrap();
+        let (gpus, unusable) = read_gpus(
+            dir.path(),
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        )
+        .unwrap();
         assert_eq!(indices(&gpus), [(0, 0), (2, 2)]);
         assert_eq!(unusable[0].index, 1);
         assert!(
@@ -186,7 +234,12 @@ mod tests {
     #[test]
     fn no_gpus_directory_means_no_gpus() {
         let dir = tempfile::tempdir().unwrap();
-        let (gpus, unusable) = read_gpus(dir.path(), Path::new("/nonexistent")).unwrap();
+        let (gpus, unusable) = read_gpus(
+            dir.path(),
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        )
+        .unwrap();
         assert!(gpus.is_empty() && unusable.is_empty());
     }
 }

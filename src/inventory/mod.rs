@@ -155,7 +155,11 @@ impl Inventory {
             .ok_or(InventoryError::BadVersion { path: version_path })?;
         let proc_params =
             std::fs::read_to_string(config.proc_driver_root.join("params")).unwrap_or_default();
-        let (gpus, unusable_gpus) = gpus::read_gpus(&config.proc_driver_root, &config.dev_root)?;
+        let (gpus, unusable_gpus) = gpus::read_gpus(
+            &config.proc_driver_root,
+            &config.dev_root,
+            &config.sysfs_root,
+        )?;
         let control_devices = CONTROL_DEVICES
             .iter()
             .filter_map(|name| device_node(&config.dev_root, name))

@@ -242,4 +242,4 @@ pub fn mig_plan(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

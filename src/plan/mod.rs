@@ -1,8 +1,9 @@
 //! The plan stage: from a request and an inventory, what goes where. Pure: it decides, the
 //! appliers act. The same plan feeds the hook (mounts inside the container) and, later, CDI.
 
+mod devices;
 pub mod entries;
-mod mig;
+pub(crate) mod mig;
 mod requirements;
 mod select;
 pub mod targets;
@@ -11,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::{self, SupportPlace};
 use crate::inventory::{DeviceNode, Gpu, Inventory};
-use crate::request::imex::ImexChannels;
-use crate::request::{ContainerRequest, DriverCapability, VisibleDevices};
+use crate::request::{ContainerRequest, DriverCapability};
 
 pub use entries::{
     ContainerLayout, CudaCompat, MountEntry, MountFlags, MountKind, Placement, TargetOrigin,
@@ -151,7 +151,10 @@ pub fn plan(
     let gpus = selection.device_gpus();
     requirements::check(request, inventory, &gpus)?;
     let mig = mig::mig_plan(request, &selection, inventory.mig.as_ref())?;
-    let devices = device_nodes(request, inventory, &gpus, &mig.nodes)?;
+    let devices = devices::device_nodes(request, inventory, &gpus, &mig.nodes)?
+        .into_iter()
+        .chain(devices::dri_nodes(request, &selection.gpus))
+        .collect::<Vec<_>>();
 
     let mut mounts: Vec<MountEntry> = devices.iter().map(|d| MountEntry::device(d)).collect();
     let device_rules = devices
@@ -194,40 +197,6 @@ pub fn plan(
         ldconfig_ids: layout.root_ids,
         fresh_tmpfs: layout.fresh_tmpfs.clone(),
     })
-}
-
-/// The selected GPUs' nodes, the control nodes (not for `none`), IMEX channels, MIG caps.
-fn device_nodes<'a>(
-    request: &ContainerRequest,
-    inventory: &'a Inventory,
-    gpus: &[&'a Gpu],
-    mig_nodes: &'a [DeviceNode],
-) -> Result<Vec<&'a DeviceNode>, PlanError> {
-    let mut devices: Vec<&DeviceNode> = Vec::new();
-    for gpu in gpus {
-        let node = gpu
-            .device
-            .as_ref()
-            .ok_or_else(|| PlanError::MissingDeviceNode {
-                index: gpu.index,
-                uuid: gpu.info.uuid.clone(),
-                path: PathBuf::from(format!("/dev/nvidia{}", gpu.info.minor)),
-            })?;
-        devices.push(node);
-    }
-    // `none` gets the driver's files but no device at all: without nvidiactl no GPU opens,
-    // and no IMEX channel node either. The others come with their capability (see
-    // `catalog::control_device_capability`).
-    if request.devices != VisibleDevices::NoGpu {
-        devices.extend(inventory.control_devices.iter().filter(|d| {
-            let name = d.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            catalog::control_device_capability(name)
-                .map_or(true, |c| request.capabilities.contains(&c))
-        }));
-        devices.extend(imex_channels(request, inventory)?);
-    }
-    devices.extend(mig_nodes.iter());
-    Ok(devices)
 }
 
 /// Utilities into `/usr/bin`, firmware (compute and utility users) and the capabilities'
@@ -330,40 +299,6 @@ pub fn is_newer_version(candidate: &str, than: &str) -> bool {
             crate::request::compare_versions(&a, &b) == std::cmp::Ordering::Greater
         }
         _ => false,
-    }
-}
-
-/// The IMEX channel nodes asked for; an unknown channel is an error.
-fn imex_channels<'a>(
-    request: &ContainerRequest,
-    inventory: &'a Inventory,
-) -> Result<Vec<&'a DeviceNode>, PlanError> {
-    match &request.imex_channels {
-        ImexChannels::None => Ok(Vec::new()),
-        ImexChannels::All => Ok(inventory.imex_channels.iter().map(|(_, n)| n).collect()),
-        ImexChannels::List(wanted) => wanted
-            .iter()
-            .map(|channel| {
-                inventory
-                    .imex_channels
-                    .iter()
-                    .find(|(n, _)| n == channel)
-                    .map(|(_, node)| node)
-                    .ok_or_else(|| PlanError::UnknownImexChannel {
-                        requested: *channel,
-                        available: if inventory.imex_channels.is_empty() {
-                            "this host has no IMEX channel devices (is nvidia-imex running?)".into()
-                        } else {
-                            let numbers: Vec<String> = inventory
-                                .imex_channels
-                                .iter()
-                                .map(|(n, _)| n.to_string())
-                                .collect();
-                            format!("this host has IMEX channels {}", numbers.join(", "))
-                        },
-                    })
-            })
-            .collect(),
     }
 }
 

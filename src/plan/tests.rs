@@ -30,6 +30,10 @@ fn gpu(index: u32, uuid: &str, arch: &str) -> Gpu {
         information_text: format!("GPU UUID: {uuid}\n"),
         proc_dir: format!("/sim/proc/driver/nvidia/gpus/0000:1{index}:00.0").into(),
         device: Some(node(&format!("nvidia{index}"), 195, index)),
+        dri: vec![
+            node(&format!("dri/card{}", index + 1), 226, index + 1),
+            node(&format!("dri/renderD{}", 128 + index), 226, 128 + index),
+        ],
         arch: Some(arch.into()),
         brand: Some("tesla".into()),
     }
@@ -353,9 +357,51 @@ fn control_devices_and_endpoints_come_with_their_capability() {
     let (devices, ipc) = with("display");
     assert_eq!(
         devices,
-        ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-modeset"]
+        [
+            "/dev/nvidia0",
+            "/dev/nvidiactl",
+            "/dev/nvidia-modeset",
+            "/dev/dri/card1",
+            "/dev/dri/renderD128"
+        ]
     );
     assert!(ipc.is_empty(), "{ipc:?}");
+}
+
+#[test]
+fn graphics_and_display_give_the_selected_gpus_dri_nodes_only() {
+    let plan = |env: &[&str]| plan_for(env).unwrap();
+    let nodes = |plan: &InjectionPlan| -> Vec<String> {
+        plan.devices
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .filter(|p| p.starts_with("/dev/dri/"))
+            .collect()
+    };
+    for caps in ["graphics", "display", "all"] {
+        let env = format!("NVIDIA_DRIVER_CAPABILITIES={caps}");
+        let one = plan(&["NVIDIA_VISIBLE_DEVICES=1", &env]);
+        assert_eq!(
+            nodes(&one),
+            ["/dev/dri/card2", "/dev/dri/renderD129"],
+            "{caps}"
+        );
+        // Allowed in the device cgroup like every other node.
+        assert!(one.device_rules.contains(&DeviceRule {
+            major: 226,
+            minor: 129
+        }));
+        let both = plan(&["NVIDIA_VISIBLE_DEVICES=all", &env]);
+        assert_eq!(nodes(&both).len(), 4, "{caps}");
+        assert!(nodes(&plan(&["NVIDIA_VISIBLE_DEVICES=none", &env])).is_empty());
+    }
+    for caps in ["compute,utility", "video,compat32"] {
+        let env = format!("NVIDIA_DRIVER_CAPABILITIES={caps}");
+        assert!(
+            nodes(&plan(&["NVIDIA_VISIBLE_DEVICES=all", &env])).is_empty(),
+            "{caps}"
+        );
+    }
 }
 
 #[test]

@@ -4,7 +4,9 @@
 # Builds a simulated NVIDIA driver 580.159.04 under OUT (wiped first):
 #   OUT/driver/  driver root: libraries + ld cache, binaries, firmware, persistenced and
 #                fabric manager sockets, MPS pipe dir, Vulkan/EGL/GBM files, X modules
-#   OUT/dev/     device nodes (real majors, no kernel driver behind them), IMEX channels 0-1
+#   OUT/dev/     device nodes (real majors, no kernel driver behind them), IMEX channels 0-1,
+#                dri/card<i+1> and dri/renderD<128+i> of GPU i (and a foreign dri/card0)
+#   OUT/sys/bus/pci/devices/<bus id>/drm/  each GPU's DRM node names, as sysfs lists them
 #   OUT/proc/driver/nvidia/  version, params, registry, gpus/<bus id>/information
 #   OUT/gpu-processes        the simulated NVML's process table (absent: no GPU process;
 #                            see tests/sim/README.md and sim_nvml_procs.c)
@@ -216,6 +218,18 @@ mkdir -p "$OUT/dev/nvidia-caps-imex-channels"
 mknod -m 0666 "$OUT/dev/nvidia-caps-imex-channels/channel0" c 509 0
 mknod -m 0666 "$OUT/dev/nvidia-caps-imex-channels/channel1" c 509 1
 mknod -m 0666 "$OUT/dev/nvidia-uvm-tools" c 510 1
+# DRM nodes (nvidia-drm, the real DRM major 226): GPU i has card<i+1> and renderD<128+i>,
+# listed in its PCI device's sysfs drm/ directory as the kernel does. A card0 that belongs to
+# no NVIDIA GPU (the host's own display adapter) is there to be left out.
+mkdir -p "$OUT/dev/dri" "$OUT/sys/bus/pci/devices/0000:00:02.0/drm/card0"
+mknod -m 0666 "$OUT/dev/dri/card0" c 226 0
+for ((i = 0; i < NGPUS; i++)); do
+    bus=$(printf '0000:%02x:00.0' $((0x10 + i)))
+    mkdir -p "$OUT/sys/bus/pci/devices/$bus/drm/card$((i + 1))" \
+        "$OUT/sys/bus/pci/devices/$bus/drm/renderD$((128 + i))"
+    mknod -m 0666 "$OUT/dev/dri/card$((i + 1))" c 226 $((i + 1))
+    mknod -m 0666 "$OUT/dev/dri/renderD$((128 + i))" c 226 $((128 + i))
+done
 
 # ---- procfs ------------------------------------------------------------------
 PROC=$OUT/proc/driver/nvidia

@@ -173,10 +173,11 @@ impl Sim {
     /// Config text pointing gpuhook at this tree; `extra` is appended to `[hook]`.
     pub fn config(&self, log: &Path, hook_extra: &str) -> String {
         format!(
-            "[driver]\nroot = {:?}\ndev-root = {:?}\nproc-driver-root = {:?}\n[hook]\n{hook_extra}\n[log]\nfile = {:?}\nlevel = \"debug\"\n",
+            "[driver]\nroot = {:?}\ndev-root = {:?}\nproc-driver-root = {:?}\nsysfs-root = {:?}\n[hook]\n{hook_extra}\n[log]\nfile = {:?}\nlevel = \"debug\"\n",
             self.driver_root(),
             self.dev(),
             self.proc_driver(),
+            self.dir.path().join("sys"),
             log
         )
     }

@@ -18,34 +18,48 @@ use crate::{fail, read_state, sibling_or};
 #[derive(Subcommand)]
 pub enum CdiCommand {
     /// Write a CDI spec for this host's GPUs (to stdout, or --output).
-    Generate {
-        /// The file to write (atomically); its extension picks the format unless --format is given.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        #[arg(long, value_enum)]
-        format: Option<Format>,
-        /// Name devices by index (`0`), by UUID (`GPU-...`) or both.
-        #[arg(long, value_enum, default_value = "index")]
-        device_name_strategy: DeviceNameStrategy,
-        /// The driver root to read files from [default: driver.root of the config].
-        #[arg(long)]
-        driver_root: Option<PathBuf>,
-        /// The spec's kind [default: cdi.default-kind of the config, nvidia.com/gpu].
-        #[arg(long)]
-        kind: Option<String>,
-        /// Driver capabilities whose files the spec carries (as NVIDIA_DRIVER_CAPABILITIES).
-        #[arg(long, default_value = "all")]
-        capabilities: String,
-        /// The gpuhook binary the spec's hooks run [default: this one].
-        #[arg(long)]
-        hook_path: Option<PathBuf>,
-    },
+    Generate(GenerateArgs),
     /// List the device names the CDI specs on disk offer.
     List {
         /// A spec directory (repeatable) [default: cdi.spec-dirs of the config].
         #[arg(long = "spec-dir")]
         spec_dirs: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// The file to write (atomically); its extension picks the format unless --format is given.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// What the spec offers: the GPUs and their MIG devices (`gpu`), or the host's IMEX
+    /// channels (`imex`, kind nvidia.com/imex-channel), as the incumbent's `--mode imex`.
+    #[arg(long, value_enum, default_value = "gpu")]
+    mode: Mode,
+    /// Name devices by index (`0`, `0:1`), by UUID (`GPU-...`, `MIG-...`) or both.
+    #[arg(long, value_enum, default_value = "index")]
+    device_name_strategy: DeviceNameStrategy,
+    /// The driver root to read files from [default: driver.root of the config].
+    #[arg(long)]
+    driver_root: Option<PathBuf>,
+    /// The spec's kind [default: cdi.default-kind of the config, nvidia.com/gpu; with
+    /// --mode imex, nvidia.com/imex-channel].
+    #[arg(long)]
+    kind: Option<String>,
+    /// Driver capabilities whose files the spec carries (as NVIDIA_DRIVER_CAPABILITIES).
+    #[arg(long, default_value = "all")]
+    capabilities: String,
+    /// The gpuhook binary the spec's hooks run [default: this one].
+    #[arg(long)]
+    hook_path: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Gpu,
+    Imex,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,64 +82,7 @@ pub enum CdiHookCommand {
 
 pub fn command(command: CdiCommand, config: &Config, config_named: Option<&Path>) -> ExitCode {
     match command {
-        CdiCommand::Generate {
-            output,
-            format,
-            device_name_strategy,
-            driver_root,
-            kind,
-            capabilities,
-            hook_path,
-        } => {
-            let mut driver = config.driver.clone();
-            if let Some(root) = driver_root {
-                driver.root = root;
-            }
-            let capabilities = match parse_capabilities(
-                Some(&capabilities),
-                &config.supported_driver_capabilities,
-            ) {
-                Ok(c) => c,
-                Err(e) => return fail(None, &e.to_string()),
-            };
-            let inventory = match Inventory::read(&driver, InventoryNeeds::default()) {
-                Ok(i) => i,
-                Err(e) => return fail(None, &e.to_string()),
-            };
-            for unusable in &inventory.unusable_gpus {
-                eprintln!(
-                    "gpuhook: warning: GPU {} ({}) left out of the spec, it cannot be used: {}",
-                    unusable.index, unusable.bus_id, unusable.reason
-                );
-            }
-            let options = GenerateOptions {
-                kind: kind.unwrap_or_else(|| config.cdi.default_kind.clone()),
-                naming: device_name_strategy,
-                capabilities,
-                hook_path: hook_path.unwrap_or_else(|| sibling_or("gpuhook", "/usr/bin/gpuhook")),
-                // A config named for this run (a test's, a non-default driver root) is the one
-                // the spec's hooks must read too.
-                hook_env: config_named
-                    .and_then(|p| std::path::absolute(p).ok())
-                    .map(|p| vec![format!("{CONFIG_ENV}={}", p.display())])
-                    .unwrap_or_default(),
-            };
-            let spec = match cdi::generate(&inventory, &options) {
-                Ok(s) => s,
-                Err(e) => return fail(None, &e.to_string()),
-            };
-            let format = format.unwrap_or(
-                match output
-                    .as_deref()
-                    .and_then(|o| o.extension())
-                    .and_then(|e| e.to_str())
-                {
-                    Some("yaml" | "yml") => Format::Yaml,
-                    _ => Format::Json,
-                },
-            );
-            write_spec(&spec, format, output.as_deref())
-        }
+        CdiCommand::Generate(args) => generate(args, config, config_named),
         CdiCommand::List { spec_dirs } => {
             let dirs = if spec_dirs.is_empty() {
                 config.cdi.spec_dirs.clone()
@@ -142,6 +99,89 @@ pub fn command(command: CdiCommand, config: &Config, config_named: Option<&Path>
             ExitCode::SUCCESS
         }
     }
+}
+
+fn generate(args: GenerateArgs, config: &Config, config_named: Option<&Path>) -> ExitCode {
+    let mut driver = config.driver.clone();
+    if let Some(root) = args.driver_root {
+        driver.root = root;
+    }
+    let capabilities = match parse_capabilities(
+        Some(&args.capabilities),
+        &config.supported_driver_capabilities,
+    ) {
+        Ok(c) => c,
+        Err(e) => return fail(None, &e.to_string()),
+    };
+    let mut inventory = match Inventory::read(&driver, InventoryNeeds::default()) {
+        Ok(i) => i,
+        Err(e) => return fail(None, &e.to_string()),
+    };
+    let spec = match args.mode {
+        Mode::Imex => {
+            let kind = args.kind.as_deref().unwrap_or(cdi::IMEX_CHANNEL_KIND);
+            match cdi::generate_imex_channels(&inventory, kind) {
+                Some(spec) => spec,
+                None => {
+                    return fail(
+                        None,
+                        &format!(
+                    "no IMEX channel devices under {} (is nvidia-imex running?): nothing to write",
+                    driver.dev_root.join(gpuhook::inventory::IMEX_CHANNEL_DIR).display()
+                ),
+                    )
+                }
+            }
+        }
+        Mode::Gpu => {
+            // MIG devices are NVML's to enumerate; a host where NVML cannot start still gets
+            // a spec of its whole GPUs.
+            let mig = InventoryNeeds {
+                mig: true,
+                ..InventoryNeeds::default()
+            };
+            if let Err(e) = inventory.load_nvml_facts(&driver, mig) {
+                eprintln!("gpuhook: warning: MIG devices left out of the spec: {e}");
+            }
+            for unusable in &inventory.unusable_gpus {
+                eprintln!(
+                    "gpuhook: warning: GPU {} ({}) left out of the spec, it cannot be used: {}",
+                    unusable.index, unusable.bus_id, unusable.reason
+                );
+            }
+            let options = GenerateOptions {
+                kind: args.kind.unwrap_or_else(|| config.cdi.default_kind.clone()),
+                naming: args.device_name_strategy,
+                capabilities,
+                hook_path: args
+                    .hook_path
+                    .unwrap_or_else(|| sibling_or("gpuhook", "/usr/bin/gpuhook")),
+                // A config named for this run (a test's, a non-default driver root) is the one
+                // the spec's hooks must read too.
+                hook_env: config_named
+                    .and_then(|p| std::path::absolute(p).ok())
+                    .map(|p| vec![format!("{CONFIG_ENV}={}", p.display())])
+                    .unwrap_or_default(),
+            };
+            match cdi::generate(&inventory, &options) {
+                Ok(generated) => {
+                    for reason in &generated.left_out {
+                        eprintln!("gpuhook: warning: left out of the spec: {reason}");
+                    }
+                    generated.spec
+                }
+                Err(e) => return fail(None, &e.to_string()),
+            }
+        }
+    };
+    let output = args.output.as_deref();
+    let format = args.format.unwrap_or(
+        match output.and_then(|o| o.extension()).and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => Format::Yaml,
+            _ => Format::Json,
+        },
+    );
+    write_spec(&spec, format, output)
 }
 
 fn write_spec(spec: &Spec, format: Format, output: Option<&Path>) -> ExitCode {

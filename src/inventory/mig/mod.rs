@@ -172,6 +172,42 @@ fn read_cap(config: &DriverConfig, proc_file: &Path) -> Result<MigCap, CapError>
     })
 }
 
+/// The MIG device capabilities (`capabilities/gpu<m>/mig/gi<G>/access` and `.../ci<C>/access`)
+/// whose nodes are among `nodes` (major, minor), found from the driver's procfs alone: the CDI
+/// `mask-proc-driver` hook shows a container the capability files of the MIG devices its spec
+/// declares (NVML there reads them) without starting NVML on the host.
+pub fn caps_of_nodes(config: &DriverConfig, nodes: &[(u32, u32)]) -> Vec<MigCap> {
+    let subdirs = |dir: &Path, prefix: &str| -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(config.proc_driver_root.join(dir)) else {
+            return Vec::new();
+        };
+        let mut names: Vec<PathBuf> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| {
+                n.strip_prefix(prefix).is_some_and(|rest| {
+                    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+            .map(|n| dir.join(n))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut files = Vec::new();
+    for gpu in subdirs(Path::new("capabilities"), "gpu") {
+        for gi in subdirs(&gpu.join("mig"), "gi") {
+            files.push(gi.join("access"));
+            files.extend(subdirs(&gi, "ci").into_iter().map(|ci| ci.join("access")));
+        }
+    }
+    files
+        .iter()
+        .filter_map(|file| read_cap(config, file).ok())
+        .filter(|cap| nodes.contains(&(cap.node.major, cap.node.minor)))
+        .collect()
+}
+
 /// The `DeviceFileMinor: <n>` line of a capability file, e.g.
 /// `DeviceFileMinor: 12\nDeviceFileMode: 292\nDeviceFileModify: 1\n`.
 pub fn parse_device_file_minor(text: &str) -> Option<u32> {

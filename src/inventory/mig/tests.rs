@@ -63,6 +63,7 @@ fn gpu(index: u32, uuid: &str, minor: u32) -> Gpu {
         information_text: String::new(),
         proc_dir: std::path::PathBuf::new(),
         device: None,
+        dri: Vec::new(),
         arch: None,
         brand: None,
     }
@@ -180,4 +181,30 @@ fn capability_problems_say_what_to_do() {
             tree.proc().join("capabilities/mig/monitor").display()
         )
     );
+}
+
+#[test]
+fn caps_of_declared_nodes_are_found_from_procfs_alone() {
+    let tree = Tree::new();
+    tree.node(3);
+    tree.cap_file("capabilities/gpu0/mig/gi1/access", &access(3));
+    tree.cap_file("capabilities/gpu0/mig/gi1/ci0/access", &access(3));
+    // Another MIG device's capability (its node is not declared) and stray names.
+    tree.cap_file("capabilities/gpu0/mig/gi2/access", &access(4));
+    tree.cap_file("capabilities/gpux/mig/gi1/access", &access(3));
+    tree.cap_file("capabilities/mig/config", &access(3));
+    let files = |nodes: &[(u32, u32)]| -> Vec<String> {
+        caps_of_nodes(&tree.config(), nodes)
+            .iter()
+            .map(|c| c.proc_file.display().to_string())
+            .collect()
+    };
+    assert_eq!(
+        files(&[(1, 3)]),
+        [
+            "capabilities/gpu0/mig/gi1/access",
+            "capabilities/gpu0/mig/gi1/ci0/access"
+        ]
+    );
+    assert!(files(&[(1, 4), (195, 0)]).is_empty());
 }

@@ -65,7 +65,8 @@ fn mig_inventory() -> MigInventory {
     }
 }
 
-fn inventory() -> Inventory {
+/// The base inventory (`plan::tests`) with the MIG devices above.
+pub(crate) fn inventory() -> Inventory {
     Inventory {
         mig: Some(mig_inventory()),
         ..crate::plan::tests::inventory()
