@@ -260,3 +260,38 @@ mod tests {
         );
     }
 }
+
+/// How much of a tenant's value an error line quotes: enough to recognise it, not a 128 KiB
+/// line in the runtime's error output and the log.
+pub const QUOTED_VALUE_CHARS: usize = 80;
+
+/// `value` quoted as `{:?}` prints it, cut to [`QUOTED_VALUE_CHARS`] characters with the
+/// whole length after it when longer: `"0,1,2,..."... (131072 bytes)`.
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_VALUE_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+#[cfg(test)]
+mod quoted_tests {
+    use super::*;
+
+    #[test]
+    fn short_values_are_quoted_whole() {
+        assert_eq!(quoted("0,1"), "\"0,1\"");
+        assert_eq!(quoted(""), "\"\"");
+    }
+
+    #[test]
+    fn long_values_are_cut_and_their_length_given() {
+        let value = "7,".repeat(65_536);
+        let shown = quoted(&value);
+        assert!(shown.len() < 120, "{shown}");
+        assert!(shown.ends_with("... (131072 bytes)"), "{shown}");
+        // A multi-byte character at the cut is not split.
+        let wide = "é".repeat(200);
+        assert!(quoted(&wide).starts_with(&format!("{:?}", "é".repeat(80))));
+    }
+}

@@ -242,3 +242,30 @@ fn a_one_megabyte_config_json_is_read_whole() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_long_bad_value_is_quoted_in_part_on_one_short_line() {
+    // A 100 KiB bad item in NVIDIA_VISIBLE_DEVICES: the error names the variable, quotes the
+    // start of the value and of the item with their lengths, and stays a readable line.
+    let item = format!("GPU-{}", "x".repeat(100_000));
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+        "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0},
+                    "env": [format!("NVIDIA_VISIBLE_DEVICES=0,{item}")]},
+    })
+    .to_string();
+    let bundle = bundle_with(&spec);
+    let (code, stderr) = hook(&["prestart"], &state_for(bundle.path()), QUIET);
+    assert_eq!(code, 1);
+    assert_one_line(&stderr);
+    assert!(stderr.len() < 500, "{} bytes: {stderr}", stderr.len());
+    assert!(
+        stderr.contains("NVIDIA_VISIBLE_DEVICES=\"0,GPU-xxx"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("... (100006 bytes): \"GPU-xxx"), "{stderr}");
+    assert!(
+        stderr.contains("... (100004 bytes) is not a GPU index"),
+        "{stderr}"
+    );
+}

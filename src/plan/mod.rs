@@ -57,7 +57,7 @@ pub enum PlanError {
     },
     #[error("mount target {}: {problem} (a gpuhook bug: please report it)", path.display())]
     Target { path: PathBuf, problem: String },
-    #[error("requirement {name}={text:?} not met: {condition} does not hold (host: {host}){hint}")]
+    #[error("requirement {name}={} not met: {condition} does not hold (host: {host}){hint}", crate::limits::quoted(.text))]
     Requirement {
         name: String,
         text: String,

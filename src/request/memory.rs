@@ -25,15 +25,15 @@ pub const ACCEPTED_SIZES: &str = "accepted: a whole number of MiB (`2048`, as NV
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MemoryError {
-    #[error("{variable}={value:?}: {problem}; {ACCEPTED_SIZES}")]
+    #[error("{variable}={}: {problem}; {ACCEPTED_SIZES}", crate::limits::quoted(.value))]
     Size {
         variable: String,
         value: String,
         problem: String,
     },
-    #[error("{COMPUTE_LIMIT_ENV}={value:?}: {problem}; accepted: a percentage of each GPU's SMs from 1 to 100 (`25` or `25%`)")]
+    #[error("{COMPUTE_LIMIT_ENV}={}: {problem}; accepted: a percentage of each GPU's SMs from 1 to 100 (`25` or `25%`)", crate::limits::quoted(.value))]
     Compute { value: String, problem: String },
-    #[error("{MEMORY_REQUEST_ENV}={request:?} is more than {MEMORY_LIMIT_ENV}={limit:?}: the soft limit must not exceed the cap")]
+    #[error("{MEMORY_REQUEST_ENV}={} is more than {MEMORY_LIMIT_ENV}={}: the soft limit must not exceed the cap", crate::limits::quoted(.request), crate::limits::quoted(.limit))]
     RequestAboveLimit { request: String, limit: String },
 }
 

@@ -38,11 +38,11 @@ pub const VOLUME_MOUNT_DIR: &str = "/var/run/nvidia-container-devices";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
-    #[error("NVIDIA_VISIBLE_DEVICES={value:?}: {item:?} is not a GPU index, GPU UUID (GPU-...), MIG device (GPU:MIG or MIG-...), `all`, `none` or `void`")]
+    #[error("NVIDIA_VISIBLE_DEVICES={}: {} is not a GPU index, GPU UUID (GPU-...), MIG device (GPU:MIG or MIG-...), `all`, `none` or `void`", limits::quoted(.value), limits::quoted(.item))]
     Devices { value: String, item: String },
-    #[error("NVIDIA_DRIVER_CAPABILITIES={value:?}: {message}")]
+    #[error("NVIDIA_DRIVER_CAPABILITIES={}: {message}", limits::quoted(.value))]
     Capabilities { value: String, message: String },
-    #[error("{name}={text:?}: {message}")]
+    #[error("{name}={}: {message}", limits::quoted(.text))]
     Requirement {
         name: String,
         text: String,
@@ -50,11 +50,11 @@ pub enum RequestError {
     },
     #[error("NVIDIA_VISIBLE_DEVICES={VOLUME_MOUNT_DIR}: the Kubernetes device plugin's volume-mounts strategy names the GPUs by /dev/null mounts under that directory, {why}")]
     VolumeMountStrategy { why: &'static str },
-    #[error("NVIDIA_IMEX_CHANNELS={value:?}: {item:?} is not a channel number, `all` or `none`")]
+    #[error("NVIDIA_IMEX_CHANNELS={}: {} is not a channel number, `all` or `none`", limits::quoted(.value), limits::quoted(.item))]
     Imex { value: String, item: String },
     #[error("{name}=all: only a privileged container (CAP_SYS_ADMIN in its bounding set) may have the host-wide MIG capabilities")]
     MigUnprivileged { name: String },
-    #[error("{name}={value:?}: only `all` is supported (the MIG capabilities are host-wide)")]
+    #[error("{name}={}: only `all` is supported (the MIG capabilities are host-wide)", limits::quoted(.value))]
     MigAccess { name: String, value: String },
     #[error(transparent)]
     Limit(#[from] LimitError),

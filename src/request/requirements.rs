@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use super::RequestError;
+use crate::limits::quoted;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequirementKey {
@@ -135,17 +136,22 @@ impl Condition {
         let (op, value) = operators
             .iter()
             .find_map(|(text, op)| rest.strip_prefix(text).map(|v| (*op, v)))
-            .ok_or_else(|| format!("bad operator in {item:?}"))?;
+            .ok_or_else(|| format!("bad operator in {}", quoted(item)))?;
         if value.is_empty() || value.contains(['=', '!', '<', '>']) {
-            return Err(format!("bad value in {item:?}"));
+            return Err(format!("bad value in {}", quoted(item)));
         }
         if key != RequirementKey::Brand && parse_version(value).is_none() {
-            return Err(format!("{value:?} in {item:?} is not a version"));
+            return Err(format!(
+                "{} in {} is not a version",
+                quoted(value),
+                quoted(item)
+            ));
         }
         // Brands are names, not versions: like the incumbent, only equality is defined.
         if key == RequirementKey::Brand && !matches!(op, Operator::Eq | Operator::Ne) {
             return Err(format!(
-                "{item:?}: a brand can only be compared with = or !="
+                "{}: a brand can only be compared with = or !=",
+                quoted(item)
             ));
         }
         Ok(Condition {
