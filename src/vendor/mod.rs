@@ -14,7 +14,7 @@ pub mod kfd;
 pub mod plan;
 pub mod request;
 #[cfg(test)]
-mod test_tree;
+pub(crate) mod test_tree;
 
 pub use inventory::{read, VendorGpu, VendorInventory};
 pub use plan::{plan, VendorPlan};
