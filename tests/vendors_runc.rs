@@ -283,3 +283,56 @@ fn the_device_cgroup_rules_are_what_makes_the_nodes_usable() {
         "{open:?}"
     );
 }
+
+#[test]
+fn the_shim_gives_the_same_devices_and_cdi_specs_work() {
+    if !prerequisites("the_shim_gives_the_same_devices_and_cdi_specs_work") {
+        return;
+    }
+    let sim = mixed_host();
+    let host = HostWatch::new();
+    let spec_dir = sim.dir.path().join("cdi");
+    let config_path = sim.dir.path().join("shim.toml");
+    let config = format!(
+        "{}[cdi]\nspec-dirs = [{:?}]\n",
+        sim.config(&sim.dir.path().join("shim.log"), ""),
+        spec_dir
+    );
+    std::fs::write(&config_path, &config).unwrap();
+    // Legacy mode: the shim puts the nodes in the spec and adds the hook, which mounts them.
+    let bundle = Bundle::new(
+        "shim",
+        &["AMD_VISIBLE_DEVICES=1", "INTEL_VISIBLE_DEVICES=0"],
+        SCRIPT,
+        &config,
+    );
+    let out = bundle.run_through_shim(&config_path).expect_success();
+    let mut want = vec!["/dev/kfd".to_string()];
+    want.extend(nodes(&[11, 12]));
+    assert_given(&out, &want, "through the shim");
+    // CDI: one spec per vendor, asked for by annotation.
+    for vendor in ["amd", "intel"] {
+        let spec = spec_dir.join(format!("{vendor}.json"));
+        let generate = Command::new(gpuhook_bin())
+            .args(["cdi", "generate", "--vendor", vendor, "--output"])
+            .arg(&spec)
+            .env("GPUHOOK_CONFIG", &config_path)
+            .output()
+            .unwrap();
+        assert!(
+            generate.status.success(),
+            "{}",
+            String::from_utf8_lossy(&generate.stderr)
+        );
+    }
+    let bundle = Bundle::new("shimcdi", &[], SCRIPT, &config);
+    bundle.edit_spec(|spec| {
+        spec["annotations"] =
+            serde_json::json!({ "cdi.k8s.io/gpus": "amd.com/gpu=0,intel.com/gpu=1" });
+    });
+    let out = bundle.run_through_shim(&config_path).expect_success();
+    let mut want = vec!["/dev/kfd".to_string()];
+    want.extend(nodes(&[10, 13]));
+    assert_given(&out, &want, "CDI");
+    host.assert_unchanged("shim");
+}
