@@ -11,6 +11,7 @@ use crate::container::{ContainerError, ContainerHandle};
 use crate::inventory::{container_layout, Inventory, InventoryError, InventoryNeeds};
 use crate::memcap::{self, CapError};
 use crate::plan::{self, PlanError};
+use crate::request::memory::MemoryLimit;
 use crate::request::{
     self, ContainerFacts, ContainerRequest, RequestError, RequestPolicy, RequirementKey,
 };
@@ -38,6 +39,8 @@ pub enum HookError {
     Caps(#[from] CapError),
     #[error(transparent)]
     Vendor(#[from] VendorError),
+    #[error(transparent)]
+    Dmem(#[from] vendor::dmem::DmemError),
 }
 
 /// The fields of the OCI state the hook uses.
@@ -100,6 +103,7 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
     if nvidia.is_none() && vendors.is_empty() {
         return Ok(Outcome::Untouched);
     }
+    let dmem_limits = vendor::dmem::read_limits(&facts, config.memory.accept_unprivileged)?;
     // AMD and Intel GPUs come from sysfs alone: no NVIDIA driver is needed for them.
     let vendor_plan = match vendors.is_empty() {
         true => None,
@@ -119,21 +123,17 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
         );
         let vendor_plan = vendor_plan.unwrap_or_default();
         let plan = plan::vendor::devices_only(&vendor_plan, &layout)?;
+        // Before apply, which drops the privileges a cgroup write needs.
+        let root = &config.hook.cgroup_root;
+        vendor::dmem::enforce(&dmem_limits, &vendor_plan.gpus, &handle, root)?;
         let applied = apply::apply(&plan, &handle, config)?;
         return Ok(injected(plan, Vec::new(), applied, None));
     };
-    run_nvidia(
-        config,
-        state,
-        &spec,
-        &spec_path,
-        &facts,
-        &request,
-        vendor_plan,
-    )
+    let vendors = vendor_plan.map(|plan| (plan, dmem_limits));
+    run_nvidia(config, state, &spec, &spec_path, &facts, &request, vendors)
 }
 
-/// An NVIDIA request (with the AMD and Intel devices of `vendor_plan`, if any).
+/// An NVIDIA request (with the AMD and Intel devices and dmem caps of `vendors`, if any).
 fn run_nvidia(
     config: &Config,
     state: &OciState,
@@ -141,7 +141,7 @@ fn run_nvidia(
     spec_path: &Path,
     facts: &ContainerFacts,
     request: &ContainerRequest,
-    vendor_plan: Option<VendorPlan>,
+    vendors: Option<(VendorPlan, Vec<(vendor::Vendor, MemoryLimit)>)>,
 ) -> Result<Outcome, HookError> {
     let memory =
         request::memory::read(facts, config.memory.accept_unprivileged).map_err(CapError::from)?;
@@ -168,13 +168,22 @@ fn run_nvidia(
         config, &memory, request, &inventory, &layout, &mut plan, &target,
     )?;
     // After the caps, which are NVIDIA's and read the plan's NVIDIA GPUs.
-    let added = match &vendor_plan {
-        Some(vendor_plan) => plan::vendor::add_devices(&mut plan, vendor_plan, &layout),
+    let added = match &vendors {
+        Some((vendor_plan, limits)) => plan::vendor::add_devices(&mut plan, vendor_plan, &layout)
+            .map_err(HookError::from)
+            .and_then(|()| {
+                let root = &config.hook.cgroup_root;
+                Ok(vendor::dmem::enforce(
+                    limits,
+                    &vendor_plan.gpus,
+                    &handle,
+                    root,
+                )?)
+            }),
         None => Ok(()),
     };
     // A start that fails after the container joined its pool leaves it again.
     let applied = added
-        .map_err(HookError::from)
         .and_then(|()| Ok(apply::apply(&plan, &handle, config)?))
         .inspect_err(|_| {
             caps.iter().for_each(memcap::Enforced::undo);

@@ -336,3 +336,74 @@ fn the_shim_gives_the_same_devices_and_cdi_specs_work() {
     assert_given(&out, &want, "CDI");
     host.assert_unchanged("shim");
 }
+
+/// A bundle whose cgroup is `/<id>` and whose hook reads a simulated cgroup tree at `fake`
+/// (device rules off: the fake tree holds no BPF programs; the cap is what is checked).
+fn dmem_bundle(sim: &Sim, fake: &std::path::Path, env: &[&str]) -> Bundle {
+    let log = sim.dir.path().join("dmem.log");
+    let extra = format!("no-cgroups = true\ncgroup-root = {fake:?}");
+    let bundle = Bundle::new("dmem", env, SCRIPT, &sim.config(&log, &extra));
+    let path = format!("/{}", bundle.id);
+    bundle.edit_spec(|spec| spec["linux"]["cgroupsPath"] = serde_json::json!(path));
+    bundle
+}
+
+#[test]
+fn dmem_caps_go_to_the_containers_cgroup_or_the_container_does_not_start() {
+    if !prerequisites("dmem_caps_go_to_the_containers_cgroup_or_the_container_does_not_start") {
+        return;
+    }
+    let sim = mixed_host();
+    let host = HostWatch::new();
+    let fake = sim.dir.path().join("cgroup");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(
+        fake.join("dmem.capacity"),
+        "drm/0000:c1:00.0/vram0 68702699520\ndrm/0000:c2:00.0/vram0 68702699520\ndrm/0000:06:00.0/vram0 17163091968\n",
+    )
+    .unwrap();
+    let env = ["AMD_VISIBLE_DEVICES=1", "AMD_GPU_MEMORY_LIMIT=4G"];
+    let bundle = dmem_bundle(&sim, &fake, &env);
+    let cgroup = fake.join(&bundle.id);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    std::fs::write(cgroup.join("dmem.max"), "").unwrap();
+    bundle.run().expect_success();
+    assert_eq!(
+        std::fs::read_to_string(cgroup.join("dmem.max")).unwrap(),
+        "drm/0000:c2:00.0/vram0 4294967296\n"
+    );
+    // The container's cgroup has no dmem controller: refused, one line.
+    let bundle = dmem_bundle(&sim, &fake, &env);
+    std::fs::create_dir_all(fake.join(&bundle.id)).unwrap();
+    let out = bundle.run_refused("no dmem.max");
+    assert_one_clear_line(
+        &out.stderr,
+        &bundle.id,
+        "dmem.max is missing: the kernel has no dmem cgroup controller (Linux 6.14+, cgroup v2)",
+        "no dmem.max",
+    );
+    // An i915 GPU registers no region: refused.
+    let bundle = dmem_bundle(
+        &sim,
+        &fake,
+        &["INTEL_VISIBLE_DEVICES=0", "INTEL_GPU_MEMORY_LIMIT=1G"],
+    );
+    let out = bundle.run_refused("i915 cap");
+    assert_one_clear_line(
+        &out.stderr,
+        &bundle.id,
+        "Intel GPU 0 (0000:05:00.0) has no dmem region",
+        "i915 cap",
+    );
+    // A kernel without the controller at all.
+    std::fs::remove_file(fake.join("dmem.capacity")).unwrap();
+    let bundle = dmem_bundle(&sim, &fake, &env);
+    let out = bundle.run_refused("no dmem.capacity");
+    assert_one_clear_line(
+        &out.stderr,
+        &bundle.id,
+        "dmem.capacity is missing",
+        "no dmem.capacity",
+    );
+    host.assert_unchanged("dmem caps");
+}

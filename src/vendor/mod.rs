@@ -9,6 +9,7 @@
 //! select another's GPU (`NVIDIA_VISIBLE_DEVICES=all` is read by the NVIDIA path, which only
 //! sees the GPUs NVIDIA's driver lists).
 
+pub mod dmem;
 mod inventory;
 pub mod kfd;
 pub mod plan;
