@@ -43,12 +43,26 @@ fn a_host_without_sysfs_has_no_vendor_gpu() {
 fn odd_names_in_sysfs_are_ignored() {
     let tree = tree();
     let devices = tree.sys().join("bus/pci/devices");
-    std::fs::create_dir_all(devices.join("../../x")).unwrap();
-    std::os::unix::fs::symlink("/", devices.join("0000:c3:00.0/../../x/y")).ok();
-    std::fs::create_dir_all(devices.join("..weird")).unwrap();
-    std::fs::create_dir_all(devices.join("0000:c1:00.0/drm/card10/../../drm/cardX")).unwrap();
+    // An AMD display device under a name of another shape, and one whose `driver` is no link.
+    for (name, link) in [
+        ("0000:C3:00.0", true),
+        ("..", false),
+        ("0000:c4:00.0", false),
+    ] {
+        let dir = devices.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vendor"), "0x1002\n").unwrap();
+        std::fs::write(dir.join("class"), "0x030000\n").unwrap();
+        match link {
+            true => std::os::unix::fs::symlink("../../drivers/amdgpu", dir.join("driver")).unwrap(),
+            false => std::fs::create_dir_all(dir.join("driver/amdgpu")).unwrap(),
+        }
+    }
+    // A DRM entry that is no node name.
+    std::fs::create_dir_all(devices.join("0000:c1:00.0/drm/cardX")).unwrap();
     let inv = read(&tree.sys(), &tree.dev());
-    assert_eq!(inv.of(Vendor::Amd).count(), 2);
+    let amd: Vec<&str> = inv.of(Vendor::Amd).map(|g| g.bus_id.as_str()).collect();
+    assert_eq!(amd, ["0000:c1:00.0", "0000:c2:00.0"]);
     assert_eq!(names(inv.of(Vendor::Amd).next().unwrap()).len(), 2);
 }
 
