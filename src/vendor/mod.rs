@@ -17,6 +17,7 @@ pub mod request;
 #[cfg(test)]
 pub(crate) mod test_tree;
 
+use crate::limits::quoted;
 pub use inventory::{read, VendorGpu, VendorInventory};
 pub use plan::{plan, VendorPlan};
 pub use request::{parse_visible, read_requests, VendorRequest, VendorSelector, VisibleGpus};
@@ -92,9 +93,10 @@ impl std::fmt::Display for Vendor {
     }
 }
 
+/// Values the tenant chose are quoted cut to 80 characters (`limits::quoted`).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VendorError {
-    #[error("{variable}={value:?}: {item:?} is not {accepted}")]
+    #[error("{variable}={}: {} is not {accepted}", quoted(.value), quoted(.item))]
     Request {
         variable: &'static str,
         value: String,
@@ -103,14 +105,14 @@ pub enum VendorError {
     },
     #[error(transparent)]
     Limit(#[from] crate::limits::LimitError),
-    #[error("{variable}={value:?}: GPU {requested} requested, {available}")]
+    #[error("{variable}={}: GPU {} requested, {available}", quoted(.value), .requested)]
     UnknownGpu {
         variable: &'static str,
         value: String,
         requested: String,
         available: String,
     },
-    #[error("{variable}={value:?}: {vendor} GPU {index} ({bus_id}) has no DRM card or render node under the dev root: is the {driver} driver loaded and are /dev/dri's nodes there?")]
+    #[error("{variable}={}: {vendor} GPU {index} ({bus_id}) has no DRM card or render node under the dev root: is the {driver} driver loaded and are /dev/dri's nodes there?", quoted(.value))]
     NoNodes {
         variable: &'static str,
         value: String,
@@ -119,7 +121,7 @@ pub enum VendorError {
         bus_id: String,
         driver: String,
     },
-    #[error("{variable}={value:?}: the host has no /dev/kfd (ROCm's compute interface): is the amdgpu driver loaded with KFD?")]
+    #[error("{variable}={}: the host has no /dev/kfd (ROCm's compute interface): is the amdgpu driver loaded with KFD?", quoted(.value))]
     NoKfd {
         variable: &'static str,
         value: String,

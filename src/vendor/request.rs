@@ -272,6 +272,16 @@ mod tests {
     }
 
     #[test]
+    fn a_long_bad_value_is_quoted_cut() {
+        let value = format!("{}x", "0,".repeat(5_000));
+        let err = parse_visible(Vendor::Amd, &value).unwrap_err().to_string();
+        assert!(
+            err.len() < 400 && err.contains("... (10001 bytes)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn oversized_values_are_refused_by_the_limits() {
         let long = "0,".repeat(10_000);
         let f = facts(&[("AMD_VISIBLE_DEVICES", &long)], true);
