@@ -11,7 +11,11 @@ use crate::container::{ContainerError, ContainerHandle};
 use crate::inventory::{container_layout, Inventory, InventoryError, InventoryNeeds};
 use crate::memcap::{self, CapError};
 use crate::plan::{self, PlanError};
-use crate::request::{self, ContainerFacts, RequestError, RequestPolicy, RequirementKey};
+use crate::request::memory::MemoryLimit;
+use crate::request::{
+    self, ContainerFacts, ContainerRequest, RequestError, RequestPolicy, RequirementKey,
+};
+use crate::vendor::{self, VendorError, VendorPlan};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
@@ -33,6 +37,10 @@ pub enum HookError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Caps(#[from] CapError),
+    #[error(transparent)]
+    Vendor(#[from] VendorError),
+    #[error(transparent)]
+    Dmem(#[from] vendor::dmem::DmemError),
 }
 
 /// The fields of the OCI state the hook uses.
@@ -88,12 +96,56 @@ impl OciState {
 pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
     let (spec, spec_path) = load_spec(state)?;
     let facts = ContainerFacts::from_spec(&spec);
-    let Some(request) = request::container_request(&facts, &RequestPolicy::from(config))? else {
+    let policy = RequestPolicy::from(config);
+    let nvidia = request::container_request(&facts, &policy)?;
+    let vendors =
+        vendor::read_requests(&facts, policy.accept_env_when_unprivileged, &policy.limits)?;
+    if nvidia.is_none() && vendors.is_empty() {
         return Ok(Outcome::Untouched);
+    }
+    let dmem_limits = vendor::dmem::read_limits(&facts, config.memory.accept_unprivileged)?;
+    // AMD and Intel GPUs come from sysfs alone: no NVIDIA driver is needed for them.
+    let vendor_plan = match vendors.is_empty() {
+        true => None,
+        false => {
+            let driver = &config.driver;
+            let inventory = vendor::read(&driver.sysfs_root, &driver.dev_root);
+            Some(vendor::plan(&vendors, &inventory)?)
+        }
     };
+    let Some(request) = nvidia else {
+        let handle = container(state, &spec, &spec_path)?;
+        let layout = container_layout::read(
+            handle.rootfs(),
+            &config.hook.cuda_compat_dir,
+            handle.root_ids(),
+            facts.tmpfs_mounts.clone(),
+        );
+        let vendor_plan = vendor_plan.unwrap_or_default();
+        let plan = plan::vendor::devices_only(&vendor_plan, &layout)?;
+        // Before apply, which drops the privileges a cgroup write needs.
+        let root = &config.hook.cgroup_root;
+        vendor::dmem::enforce(&dmem_limits, &vendor_plan.gpus, &handle, root)?;
+        let applied = apply::apply(&plan, &handle, config)?;
+        return Ok(injected(plan, Vec::new(), applied, None));
+    };
+    let vendors = vendor_plan.map(|plan| (plan, dmem_limits));
+    run_nvidia(config, state, &spec, &spec_path, &facts, &request, vendors)
+}
+
+/// An NVIDIA request (with the AMD and Intel devices and dmem caps of `vendors`, if any).
+fn run_nvidia(
+    config: &Config,
+    state: &OciState,
+    spec: &Spec,
+    spec_path: &Path,
+    facts: &ContainerFacts,
+    request: &ContainerRequest,
+    vendors: Option<(VendorPlan, Vec<(vendor::Vendor, MemoryLimit)>)>,
+) -> Result<Outcome, HookError> {
     let memory =
-        request::memory::read(&facts, config.memory.accept_unprivileged).map_err(CapError::from)?;
-    let handle = container(state, &spec, &spec_path)?;
+        request::memory::read(facts, config.memory.accept_unprivileged).map_err(CapError::from)?;
+    let handle = container(state, spec, spec_path)?;
     let needs = InventoryNeeds {
         cuda_version: request.needs(RequirementKey::Cuda),
         gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
@@ -106,31 +158,58 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
         handle.root_ids(),
         facts.tmpfs_mounts.clone(),
     );
-    let mut plan = plan::plan(&request, &inventory, &layout)?;
+    let mut plan = plan::plan(request, &inventory, &layout)?;
     let target = memcap::Target {
         id: &state.id,
         bundle: &state.bundle,
         handle: &handle,
     };
     let caps = memcap::enforce(
-        config, &memory, &request, &inventory, &layout, &mut plan, &target,
+        config, &memory, request, &inventory, &layout, &mut plan, &target,
     )?;
+    // After the caps, which are NVIDIA's and read the plan's NVIDIA GPUs.
+    let added = match &vendors {
+        Some((vendor_plan, limits)) => plan::vendor::add_devices(&mut plan, vendor_plan, &layout)
+            .map_err(HookError::from)
+            .and_then(|()| {
+                let root = &config.hook.cgroup_root;
+                Ok(vendor::dmem::enforce(
+                    limits,
+                    &vendor_plan.gpus,
+                    &handle,
+                    root,
+                )?)
+            }),
+        None => Ok(()),
+    };
     // A start that fails after the container joined its pool leaves it again.
-    let applied = apply::apply(&plan, &handle, config).inspect_err(|_| {
-        caps.iter().for_each(memcap::Enforced::undo);
-    })?;
-    Ok(Outcome::Injected {
+    let applied = added
+        .and_then(|()| Ok(apply::apply(&plan, &handle, config)?))
+        .inspect_err(|_| {
+            caps.iter().for_each(memcap::Enforced::undo);
+        })?;
+    let capabilities = request.capabilities.iter().map(|c| c.name()).collect();
+    Ok(injected(plan, capabilities, applied, caps))
+}
+
+fn injected(
+    plan: plan::InjectionPlan,
+    capabilities: Vec<&'static str>,
+    applied: apply::Applied,
+    caps: Option<memcap::Enforced>,
+) -> Outcome {
+    Outcome::Injected {
+        mounts: plan.mounts.len(),
         gpus: plan.gpus,
         skipped_gpus: plan.skipped_gpus,
-        capabilities: request.capabilities.iter().map(|c| c.name()).collect(),
-        mounts: plan.mounts.len(),
+        capabilities,
         skipped: applied.skipped,
         ldconfig_rss_kib: applied.ldconfig_rss_kib,
         caps: caps.map(|c| CapsGiven {
             summary: c.summary,
             lowered: c.lowered,
         }),
-    })
+    }
 }
 
 /// The bundle's `config.json`, and its path.

@@ -24,3 +24,4 @@ pub mod plan;
 pub mod request;
 pub mod runtime;
 pub mod userns;
+pub mod vendor;

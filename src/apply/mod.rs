@@ -27,7 +27,7 @@ mod proc_mask;
 pub mod rootfs;
 mod seccomp;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -100,7 +100,11 @@ pub fn apply(
         .iter()
         .map(|m| Ok((m, DetachedMount::bind(&m.host_path, m.flags)?)))
         .collect::<Result<Vec<_>, ApplyError>>()?;
-    let proc_mask = ProcMask::build(&plan.proc_driver, plan.proc_mask.nested)?;
+    let proc_mask = plan
+        .proc_mask
+        .as_ref()
+        .map(|target| ProcMask::build(&plan.proc_driver, target.nested).map(|m| (m, &target.path)))
+        .transpose()?;
     let ldconfig = match plan.ldcache_dirs.is_empty() {
         true => None,
         false => Some(ldconfig::HostLdconfig::open(config.host_ldconfig())?),
@@ -122,7 +126,7 @@ pub fn apply(
     // 2. and 3. Inside the container's mount namespace.
     let timeout = Duration::from_secs(config.hook.ldconfig_timeout);
     in_container(handle, &plan.fresh_tmpfs, system_dirs(plan), |rootfs| {
-        let mut applied = attach_all(rootfs, &mounts, &proc_mask, &plan.proc_mask.path)?;
+        let mut applied = attach_all(rootfs, &mounts, proc_mask.as_ref())?;
         applied.skipped.append(&mut skipped);
         if let Some(ldconfig) = &ldconfig {
             let (dirs, ids) = (&plan.ldcache_dirs, plan.ldconfig_ids);
@@ -201,12 +205,11 @@ fn in_container<T>(
     result
 }
 
-/// Attaches each mount in the plan's order, then the `/proc/driver` mask.
+/// Attaches each mount in the plan's order, then the `/proc/driver` mask (when there is one).
 fn attach_all(
     rootfs: &mut Rootfs,
     mounts: &[(&MountEntry, DetachedMount)],
-    proc_mask: &ProcMask,
-    proc_target: &Path,
+    proc_mask: Option<&(ProcMask, &PathBuf)>,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     for (entry, detached) in mounts {
@@ -236,6 +239,9 @@ fn attach_all(
             other => other?,
         }
     }
+    let Some((proc_mask, proc_target)) = proc_mask else {
+        return Ok(applied);
+    };
     if let Some(target) = rootfs::proc_mask_target(rootfs, proc_target)? {
         proc_mask.attach(&target, proc_target)?;
     }

@@ -72,7 +72,7 @@ fn request_for(devices: VisibleDevices, options: &GenerateOptions) -> ContainerR
 
 /// A host device node as a CDI device node (`hostPath`, type, major, minor: engines need not
 /// stat the host to create it).
-fn cdi_node(d: &crate::inventory::DeviceNode) -> DeviceNode {
+pub(super) fn cdi_node(d: &crate::inventory::DeviceNode) -> DeviceNode {
     DeviceNode {
         path: d.path.clone(),
         host_path: Some(d.host_path.clone()),

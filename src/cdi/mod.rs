@@ -6,6 +6,7 @@ pub mod generate;
 pub mod hooks;
 pub mod registry;
 pub mod spec;
+pub mod vendor;
 
 pub use generate::{
     generate, generate_imex_channels, DeviceNameStrategy, GenerateOptions, Generated,

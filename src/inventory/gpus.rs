@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::drm::{device_node, drm_nodes};
 use super::proc_driver::{self, GpuInformation};
-use super::{device_node, DeviceNode, InventoryError};
+use super::{DeviceNode, InventoryError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gpu {
@@ -78,7 +79,7 @@ pub fn read_gpus(
                 index,
                 proc_dir: gpus_dir.join(&bus_id),
                 device: device_node(dev_root, &format!("nvidia{}", info.minor)),
-                dri: dri_nodes(sysfs_root, dev_root, &bus_id),
+                dri: drm_nodes(sysfs_root, dev_root, &bus_id),
                 info,
                 information_text,
                 arch: None,
@@ -92,34 +93,6 @@ pub fn read_gpus(
         }
     }
     Ok((usable, unusable))
-}
-
-/// The DRM nodes of the PCI device `bus_id`: the `card<N>` and `renderD<N>` entries of its
-/// sysfs `drm/` directory (the kernel's DRM driver names them after the nodes it made), each
-/// kept when `dev_root/dri/<name>` is a character device. Sysfs, not `/dev/dri` alone, says
-/// which GPU a node belongs to: an unselected GPU's nodes (or another vendor's) never
-/// appear in a container.
-fn dri_nodes(sysfs_root: &Path, dev_root: &Path, bus_id: &str) -> Vec<DeviceNode> {
-    let drm = sysfs_root.join("bus/pci/devices").join(bus_id).join("drm");
-    let Ok(entries) = std::fs::read_dir(drm) else {
-        return Vec::new();
-    };
-    let is_node = |name: &str| {
-        ["card", "renderD"].iter().any(|prefix| {
-            name.strip_prefix(prefix)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| is_node(n))
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .filter_map(|name| device_node(dev_root, &format!("dri/{name}")))
-        .collect()
 }
 
 fn read_information(path: &Path) -> Result<(GpuInformation, String), String> {

@@ -5,6 +5,7 @@
 
 pub mod container_layout;
 pub mod cuda_compat;
+pub mod drm;
 mod gpus;
 pub mod ldcache;
 pub mod mig;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog;
 use crate::config::DriverConfig;
+use drm::device_node;
 pub use gpus::{Gpu, UnusableGpu};
 pub use mig::MigInventory;
 pub use proc_driver::GpuInformation;
@@ -294,22 +296,6 @@ fn read_imex_channels(dev_root: &Path) -> Vec<(u32, DeviceNode)> {
 
 /// Where IMEX channel nodes live under `/dev`.
 pub const IMEX_CHANNEL_DIR: &str = "nvidia-caps-imex-channels";
-
-/// A character device under `dev_root`; `None` when absent or not a character device.
-fn device_node(dev_root: &Path, name: &str) -> Option<DeviceNode> {
-    let host_path = dev_root.join(name);
-    let stat = rustix::fs::stat(&host_path).ok()?;
-    let file_type = rustix::fs::FileType::from_raw_mode(stat.st_mode);
-    if file_type != rustix::fs::FileType::CharacterDevice {
-        return None;
-    }
-    Some(DeviceNode {
-        path: Path::new("/dev").join(name),
-        host_path,
-        major: rustix::fs::major(stat.st_rdev),
-        minor: rustix::fs::minor(stat.st_rdev),
-    })
-}
 
 fn read_libraries(
     config: &DriverConfig,

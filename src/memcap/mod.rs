@@ -381,7 +381,7 @@ pub fn mount_pool_pipe_dir(
     plan.mounts.sort_by_key(MountEntry::stage);
     targets::check(
         &plan.mounts,
-        &plan.proc_mask.path,
+        plan.proc_mask.as_ref().map(|m| m.path.as_path()),
         &plan.ldcache_dirs,
         layout,
     )

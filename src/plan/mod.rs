@@ -7,6 +7,7 @@ pub(crate) mod mig;
 mod requirements;
 mod select;
 pub mod targets;
+pub mod vendor;
 
 use std::path::{Path, PathBuf};
 
@@ -101,8 +102,8 @@ pub struct InjectionPlan {
     pub device_rules: Vec<DeviceRule>,
     pub proc_driver: ProcDriverView,
     /// Where the `/proc/driver` mask goes, and whether its files sit in an `nvidia/`
-    /// subdirectory (see [`ProcMaskTarget`]).
-    pub proc_mask: ProcMaskTarget,
+    /// subdirectory (see [`ProcMaskTarget`]); none when no NVIDIA GPU is given.
+    pub proc_mask: Option<ProcMaskTarget>,
     /// Directories the container's ld cache must index.
     pub ldcache_dirs: Vec<PathBuf>,
     /// The uid and gid the ldconfig child runs as: the container's root.
@@ -177,7 +178,7 @@ pub fn plan(
     // target (the sort is stable, so each group keeps its order).
     mounts.sort_by_key(MountEntry::stage);
     let proc_mask = ProcMaskTarget::for_kernel(inventory.kernel_has_proc_driver_nvidia);
-    targets::check(&mounts, &proc_mask.path, &ldcache_dirs, layout)?;
+    targets::check(&mounts, Some(&proc_mask.path), &ldcache_dirs, layout)?;
 
     let mut proc_driver = proc_driver_view(inventory, &gpus);
     proc_driver.mig_capabilities = mig.proc_files;
@@ -192,7 +193,7 @@ pub fn plan(
         device_rules,
         devices: devices.into_iter().cloned().collect(),
         proc_driver,
-        proc_mask,
+        proc_mask: Some(proc_mask),
         ldcache_dirs,
         ldconfig_ids: layout.root_ids,
         fresh_tmpfs: layout.fresh_tmpfs.clone(),

@@ -61,10 +61,11 @@ const PSEUDO_ROOTS: [&str; 3] = ["/proc", "/sys", "/dev"];
 /// What ldconfig writes: its cache (and the temporary file it renames over it) in `/etc`.
 pub const LDCONFIG_OUTPUTS: [&str; 1] = ["/etc"];
 
-/// Checks the plan's targets; `proc_mask` is the `/proc/driver` mask's target.
+/// Checks the plan's targets; `proc_mask` is the `/proc/driver` mask's target (none for a
+/// plan without NVIDIA GPUs).
 pub fn check(
     mounts: &[MountEntry],
-    proc_mask: &Path,
+    proc_mask: Option<&Path>,
     ldcache_dirs: &[PathBuf],
     layout: &ContainerLayout,
 ) -> Result<(), PlanError> {
@@ -81,7 +82,7 @@ pub fn check(
     let all = mounts
         .iter()
         .map(|m| (m.container_path.as_path(), m.origin))
-        .chain([(proc_mask, TargetOrigin::Driver)]);
+        .chain(proc_mask.map(|p| (p, TargetOrigin::Driver)));
     for (path, origin) in all {
         if let Some(previous) = targets.insert(path, origin) {
             duplicate.get_or_insert((path, previous, origin));
@@ -215,7 +216,7 @@ mod tests {
     fn run(mounts: &[MountEntry]) -> Result<(), PlanError> {
         check(
             mounts,
-            Path::new("/proc/driver/nvidia"),
+            Some(Path::new("/proc/driver/nvidia")),
             &[LIB.into()],
             &layout(),
         )
@@ -277,7 +278,7 @@ mod tests {
         assert!(run(&[tenant("/etc")]).is_err());
         let err = check(
             &[tenant("/srv/cache")],
-            Path::new("/proc/driver/nvidia"),
+            Some(Path::new("/proc/driver/nvidia")),
             &["/srv/cache/lib".into()],
             &layout(),
         );

@@ -25,6 +25,7 @@ use crate::memcap::{self, CapError};
 use crate::plan::{self, ContainerLayout, PlanError};
 use crate::request::cdi::CdiRequestPolicy;
 use crate::request::{self, ContainerFacts, RequestError, RequestPolicy};
+use crate::vendor;
 pub use args::RuncInvocation;
 pub use cdi_edit::CdiSummary;
 pub use spec_edit::{EditSummary, GpuEdits};
@@ -49,6 +50,8 @@ pub enum RuntimeError {
     Cdi(#[from] CdiError),
     #[error(transparent)]
     Caps(#[from] CapError),
+    #[error(transparent)]
+    Vendor(#[from] crate::vendor::VendorError),
     #[error("GPU memory caps and compute shares apply to GPUs gpuhook's hook gives; CDI devices ({devices}) are not capped: request the GPUs by NVIDIA_VISIBLE_DEVICES=<index or UUID> (runtime.mode = \"auto\" or \"legacy\"), or take the caps out of [memory] in the config")]
     CdiCapped { devices: String },
 }
@@ -135,25 +138,14 @@ pub fn prepare(
             return Ok(Prepared::Untouched);
         }
     }
-    let Some(request) = request::container_request(&facts, &policy)? else {
+    let Some(HookDevices {
+        devices,
+        gpus,
+        capped,
+    }) = hook_devices(config, &facts, &policy, &memory, &cap_policy)?
+    else {
         return Ok(Prepared::Untouched);
     };
-    // The plan's device nodes are what the hook will mount: the same nodes go into the spec.
-    // Requirements are left to the hook (it loads libcuda/NVML only when they need checking);
-    // MIG devices need NVML here too, for their capability nodes.
-    let needs = InventoryNeeds {
-        mig: request.needs_mig(),
-        ..InventoryNeeds::default()
-    };
-    let inventory = Inventory::read(&config.driver, needs)?;
-    let mut device_request = request.clone();
-    device_request.requirements.clear();
-    let plan = plan::plan(
-        &device_request,
-        &inventory,
-        &ContainerLayout::for_rootfs(true),
-    )?;
-    let capped = memcap::caps_for(&memory, &cap_policy, &request, &plan.gpus)?.is_some();
     let edits = GpuEdits {
         hook_path: hook_path(config).to_string_lossy().into_owned(),
         hook_env: std::env::var(CONFIG_ENV)
@@ -161,7 +153,7 @@ pub fn prepare(
             .unwrap_or_default(),
         imposed_env,
         poststop: capped,
-        devices: plan.devices,
+        devices,
     };
     let summary = spec_edit::apply(&mut tree, &edits).map_err(|message| RuntimeError::Spec {
         what: "edit",
@@ -171,10 +163,60 @@ pub fn prepare(
     if summary.changed() {
         write_spec(&spec_path, &text, &tree)?;
     }
-    Ok(Prepared::Gpus {
-        gpus: plan.gpus,
-        summary,
-    })
+    Ok(Prepared::Gpus { gpus, summary })
+}
+
+/// The device nodes the hook will give (NVIDIA's, AMD's, Intel's), the GPUs, and whether
+/// the container is capped.
+struct HookDevices {
+    devices: Vec<crate::inventory::DeviceNode>,
+    gpus: Vec<(u32, String)>,
+    capped: bool,
+}
+
+/// What the hook will give a legacy-mode container; `None` when it asks for no GPU.
+fn hook_devices(
+    config: &Config,
+    facts: &ContainerFacts,
+    policy: &RequestPolicy,
+    memory: &request::memory::MemoryRequest,
+    cap_policy: &memcap::Policy,
+) -> Result<Option<HookDevices>, RuntimeError> {
+    let nvidia = request::container_request(facts, policy)?;
+    let vendors =
+        vendor::read_requests(facts, policy.accept_env_when_unprivileged, &policy.limits)?;
+    if nvidia.is_none() && vendors.is_empty() {
+        return Ok(None);
+    }
+    let mut given = HookDevices {
+        devices: Vec::new(),
+        gpus: Vec::new(),
+        capped: false,
+    };
+    if let Some(request) = nvidia {
+        // The plan's device nodes are what the hook will mount: the same nodes go into the
+        // spec. Requirements are left to the hook (it loads libcuda/NVML only when they need
+        // checking); MIG devices need NVML here too, for their capability nodes.
+        let needs = InventoryNeeds {
+            mig: request.needs_mig(),
+            ..InventoryNeeds::default()
+        };
+        let inventory = Inventory::read(&config.driver, needs)?;
+        let mut device_request = request.clone();
+        device_request.requirements.clear();
+        let layout = ContainerLayout::for_rootfs(true);
+        let plan = plan::plan(&device_request, &inventory, &layout)?;
+        given.capped = memcap::caps_for(memory, cap_policy, &request, &plan.gpus)?.is_some();
+        given.devices = plan.devices;
+        given.gpus = plan.gpus;
+    }
+    if !vendors.is_empty() {
+        let inventory = vendor::read(&config.driver.sysfs_root, &config.driver.dev_root);
+        let plan = vendor::plan(&vendors, &inventory)?;
+        given.gpus.extend(plan.summary());
+        given.devices.extend(plan.devices);
+    }
+    Ok(Some(given))
 }
 
 /// CDI devices are not capped: a CDI request that a cap would apply to (the container's own,

@@ -10,6 +10,7 @@ use gpuhook::inventory::mig::MigGpu;
 use gpuhook::inventory::{Inventory, InventoryNeeds};
 use gpuhook::plan::{self, ContainerLayout, MountKind};
 use gpuhook::request::{self, ContainerFacts, RequestPolicy};
+use gpuhook::vendor::VendorInventory;
 
 use crate::fail;
 
@@ -17,8 +18,14 @@ use crate::fail;
 /// loaded separately: when one cannot be, only what needs it shows as unknown, with a note
 /// saying which library failed, and the rest still prints.
 pub fn info(config: &Config, as_json: bool) -> ExitCode {
+    let vendor_gpus = crate::vendors::read(config);
     let mut inventory = match Inventory::read(&config.driver, InventoryNeeds::default()) {
         Ok(inventory) => inventory,
+        // A host of AMD or Intel GPUs alone has no NVIDIA driver to read.
+        Err(e) if !vendor_gpus.gpus.is_empty() => {
+            print_vendors_only(&vendor_gpus, &e.to_string(), as_json);
+            return ExitCode::SUCCESS;
+        }
         Err(e) => return fail(None, &e.to_string()),
     };
     let mut notes = Vec::new();
@@ -36,18 +43,34 @@ pub fn info(config: &Config, as_json: bool) -> ExitCode {
         ));
     }
     if as_json {
-        print_info_json(&inventory, &notes);
+        print_info_json(&inventory, &vendor_gpus, &notes);
     } else {
         print_info_table(&inventory, &notes);
+        crate::vendors::print_table(&vendor_gpus);
     }
     ExitCode::SUCCESS
+}
+
+fn print_vendors_only(vendor_gpus: &VendorInventory, nvidia: &str, as_json: bool) {
+    if as_json {
+        let (gpus, kfd) = crate::vendors::json(vendor_gpus);
+        let value = json!({"gpus": [], "vendor_gpus": gpus, "kfd": kfd, "note": nvidia});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        crate::vendors::print_table(vendor_gpus);
+        println!("note: {nvidia}");
+    }
 }
 
 fn mig_of(inventory: &Inventory, index: u32) -> Option<&MigGpu> {
     inventory.mig.as_ref().and_then(|m| m.gpu(index))
 }
 
-fn print_info_json(inventory: &Inventory, notes: &[String]) {
+fn print_info_json(inventory: &Inventory, vendor_gpus: &VendorInventory, notes: &[String]) {
+    let (vendor_gpus, kfd) = crate::vendors::json(vendor_gpus);
     let gpus: Vec<serde_json::Value> = inventory
         .gpus
         .iter()
@@ -82,6 +105,8 @@ fn print_info_json(inventory: &Inventory, notes: &[String]) {
         "cuda_version": inventory.cuda_version,
         "gpus": gpus,
         "unusable_gpus": unusable,
+        "vendor_gpus": vendor_gpus,
+        "kfd": kfd,
         "note": (!notes.is_empty()).then(|| notes.join("; ")),
     });
     println!(

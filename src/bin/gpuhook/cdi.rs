@@ -12,6 +12,7 @@ use gpuhook::hook::OciState;
 use gpuhook::inventory::{Inventory, InventoryNeeds};
 use gpuhook::log::Log;
 use gpuhook::request::parse_capabilities;
+use gpuhook::vendor::Vendor;
 
 use crate::{fail, read_state, sibling_or};
 
@@ -54,6 +55,28 @@ pub struct GenerateArgs {
     /// The gpuhook binary the spec's hooks run [default: this one].
     #[arg(long)]
     hook_path: Option<PathBuf>,
+    /// Whose GPUs: NVIDIA's (the driver's), or AMD's or Intel's (from sysfs; kinds
+    /// amd.com/gpu and intel.com/gpu, devices named by index, and `all`). One spec per vendor.
+    #[arg(long, value_enum, default_value = "nvidia")]
+    vendor: VendorArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VendorArg {
+    Nvidia,
+    Amd,
+    Intel,
+}
+
+impl VendorArg {
+    /// `None` for NVIDIA, whose GPUs the driver's own inventory lists.
+    pub fn vendor(self) -> Option<Vendor> {
+        match self {
+            VendorArg::Nvidia => None,
+            VendorArg::Amd => Some(Vendor::Amd),
+            VendorArg::Intel => Some(Vendor::Intel),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +125,9 @@ pub fn command(command: CdiCommand, config: &Config, config_named: Option<&Path>
 }
 
 fn generate(args: GenerateArgs, config: &Config, config_named: Option<&Path>) -> ExitCode {
+    if let Some(vendor) = args.vendor.vendor() {
+        return generate_vendor(vendor, &args, config);
+    }
     let mut driver = config.driver.clone();
     if let Some(root) = args.driver_root {
         driver.root = root;
@@ -175,13 +201,38 @@ fn generate(args: GenerateArgs, config: &Config, config_named: Option<&Path>) ->
         }
     };
     let output = args.output.as_deref();
-    let format = args.format.unwrap_or(
+    write_spec(&spec, format_of(args.format, output), output)
+}
+
+/// An AMD or Intel spec, from sysfs alone.
+fn generate_vendor(vendor: Vendor, args: &GenerateArgs, config: &Config) -> ExitCode {
+    let driver = &config.driver;
+    let inventory = gpuhook::vendor::read(&driver.sysfs_root, &driver.dev_root);
+    let Some(mut spec) = cdi::vendor::generate_vendor(&inventory, vendor) else {
+        return fail(
+            None,
+            &format!(
+                "no {vendor} GPU with DRM nodes under {} and {} (a PCI display device bound to {}): nothing to write",
+                driver.sysfs_root.join("bus/pci/devices").display(),
+                driver.dev_root.join("dri").display(),
+                vendor.drivers().join(" or ")
+            ),
+        );
+    };
+    if let Some(kind) = &args.kind {
+        spec.kind = kind.clone();
+    }
+    let output = args.output.as_deref();
+    write_spec(&spec, format_of(args.format, output), output)
+}
+
+fn format_of(format: Option<Format>, output: Option<&Path>) -> Format {
+    format.unwrap_or(
         match output.and_then(|o| o.extension()).and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => Format::Yaml,
             _ => Format::Json,
         },
-    );
-    write_spec(&spec, format, output)
+    )
 }
 
 fn write_spec(spec: &Spec, format: Format, output: Option<&Path>) -> ExitCode {

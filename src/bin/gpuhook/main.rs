@@ -19,6 +19,7 @@ mod metrics;
 mod mps;
 mod ps;
 mod setup;
+mod vendors;
 
 /// The name dockerd's `--gpus` support looks up in its PATH.
 const COMPAT_HOOK_NAME: &str = "nvidia-container-runtime-hook";
@@ -98,9 +99,12 @@ enum Command {
     },
     /// Every host file a container with this request would get, and where.
     List {
-        /// As NVIDIA_VISIBLE_DEVICES.
+        /// As NVIDIA_VISIBLE_DEVICES (or, with --vendor, AMD_/INTEL_VISIBLE_DEVICES).
         #[arg(long, default_value = "all")]
         devices: String,
+        /// Whose GPUs the request names.
+        #[arg(long, value_enum, default_value = "nvidia")]
+        vendor: cdi::VendorArg,
         /// As NVIDIA_DRIVER_CAPABILITIES.
         #[arg(long, default_value = "utility,compute")]
         capabilities: String,
@@ -210,7 +214,11 @@ fn main() -> ExitCode {
             devices,
             capabilities,
             json,
-        } => admin::list(&config, &devices, &capabilities, json),
+            vendor,
+        } => match vendor.vendor() {
+            Some(vendor) => vendors::list(&config, vendor, &devices, json),
+            None => admin::list(&config, &devices, &capabilities, json),
+        },
         Command::Ps(args) => ps::ps(&config, &args),
         Command::Metrics(args) => metrics::metrics(&config, &args),
         Command::Mps(command) => mps::command(command, &config),

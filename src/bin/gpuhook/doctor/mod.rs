@@ -55,7 +55,8 @@ pub fn doctor(
             Config::default()
         }
     };
-    check_driver(&config, &mut report);
+    let others = check_vendor_gpus(&config, &mut report);
+    check_driver(&config, others, &mut report);
     check_ldconfig(&config, &mut report);
     check_cgroup(&mut report);
     check_engines(engines, &config, &mut report);
@@ -70,9 +71,25 @@ pub fn doctor(
     }
 }
 
-fn check_driver(config: &Config, report: &mut Report) {
+/// AMD's and Intel's GPUs; returns whether there are any (then no NVIDIA driver is no failure).
+fn check_vendor_gpus(config: &Config, report: &mut Report) -> bool {
+    let lines = crate::vendors::doctor_lines(config);
+    for (ok, what, fix) in &lines {
+        match ok {
+            true => report.ok(what),
+            false => report.warn(what, fix),
+        }
+    }
+    !lines.is_empty()
+}
+
+fn check_driver(config: &Config, other_gpus: bool, report: &mut Report) {
     let inventory = match Inventory::read(&config.driver, InventoryNeeds::default()) {
         Ok(inventory) => inventory,
+        Err(e) if other_gpus => {
+            report.warn(&e.to_string(), "only AMD and Intel GPUs can be given on this host; install the NVIDIA driver for NVIDIA GPUs");
+            return;
+        }
         Err(e) => {
             report.fail(
                 &e.to_string(),
