@@ -10,14 +10,6 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use support::*;
 
-fn mixed_host() -> Sim {
-    let sim = Sim::build(1);
-    sh(Command::new("bash")
-        .arg(repo().join("tests/sim/make-vendors.sh"))
-        .arg(sim.dir.path()));
-    sim
-}
-
 fn gpuhook(config: &Path, args: &[&str]) -> Output {
     Command::new(gpuhook_bin())
         .args(args)
@@ -55,7 +47,7 @@ fn cdi_generate_writes_one_spec_per_vendor() {
     if !prerequisites("cdi_generate_writes_one_spec_per_vendor") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     let config = config_of(&sim);
     let amd = stdout_json(&gpuhook(&config, &["cdi", "generate", "--vendor", "amd"]));
     assert_eq!(amd["kind"], "amd.com/gpu");
@@ -94,7 +86,7 @@ fn info_list_and_doctor_show_every_vendor() {
     if !prerequisites("info_list_and_doctor_show_every_vendor") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     let config = config_of(&sim);
     let info = stdout_json(&gpuhook(&config, &["info", "--json"]));
     assert_eq!(info["gpus"].as_array().unwrap().len(), 1, "the NVIDIA GPU");
@@ -159,9 +151,7 @@ fn a_host_without_nvidia_still_shows_its_other_gpus() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    sh(Command::new("bash")
-        .arg(repo().join("tests/sim/make-vendors.sh"))
-        .arg(dir.path()));
+    make_vendors(dir.path());
     std::fs::remove_file(dir.path().join("dev/kfd")).unwrap();
     let config = dir.path().join("gpuhook.toml");
     std::fs::write(

@@ -28,15 +28,6 @@ ls /proc/driver 2>/dev/null
 echo "== end =="
 "#;
 
-/// An NVIDIA driver with one GPU, plus the AMD and Intel GPUs.
-fn mixed_host() -> Sim {
-    let sim = Sim::build(1);
-    sh(Command::new("bash")
-        .arg(repo().join("tests/sim/make-vendors.sh"))
-        .arg(sim.dir.path()));
-    sim
-}
-
 fn run(name: &str, sim: &Sim, env: &[&str]) -> (Bundle, RunResult) {
     let log = std::env::temp_dir().join(format!("gpuhook-vendors-{}.log", std::process::id()));
     let bundle = Bundle::new(name, env, SCRIPT, &sim.config(&log, ""));
@@ -79,7 +70,7 @@ fn each_amd_request_form_gets_kfd_and_exactly_its_gpus() {
     if !prerequisites("each_amd_request_form_gets_kfd_and_exactly_its_gpus") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     let host = HostWatch::new();
     let with_kfd = |cards: &[u32]| {
         let mut want = vec!["/dev/kfd".to_string()];
@@ -113,7 +104,7 @@ fn each_intel_request_form_gets_exactly_its_gpus() {
     if !prerequisites("each_intel_request_form_gets_exactly_its_gpus") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     let host = HostWatch::new();
     let cases: [(&str, Vec<String>); 5] = [
         ("all", nodes(&[12, 13])),
@@ -135,7 +126,7 @@ fn vendors_never_leak_into_each_others_requests() {
     if !prerequisites("vendors_never_leak_into_each_others_requests") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     // NVIDIA's `all` with graphics (which brings DRM nodes): only NVIDIA's own card1.
     let (_, out) = run(
         "nvidia",
@@ -198,9 +189,7 @@ fn an_amd_only_host_needs_no_nvidia_driver() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    sh(Command::new("bash")
-        .arg(repo().join("tests/sim/make-vendors.sh"))
-        .arg(dir.path()));
+    make_vendors(dir.path());
     let log = dir.path().join("gpuhook.log");
     let config = format!(
         "[driver]\nroot = {:?}\ndev-root = {:?}\nproc-driver-root = {:?}\nsysfs-root = {:?}\n[log]\nfile = {:?}\n",
@@ -230,7 +219,7 @@ fn bad_requests_fail_with_one_clear_line_and_leave_nothing() {
     if !prerequisites("bad_requests_fail_with_one_clear_line_and_leave_nothing") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     let host = HostWatch::new();
     let cases = [
         ("AMD_VISIBLE_DEVICES=gpu0", "AMD_VISIBLE_DEVICES=\"gpu0\": \"gpu0\" is not a GPU index"),
@@ -272,7 +261,7 @@ fn the_device_cgroup_rules_are_what_makes_the_nodes_usable() {
     if !prerequisites("the_device_cgroup_rules_are_what_makes_the_nodes_usable") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     let log = sim.dir.path().join("nocg.log");
     let config = sim.config(&log, "no-cgroups = true");
     let bundle = Bundle::new("nocg", &["AMD_VISIBLE_DEVICES=0"], SCRIPT, &config);
@@ -289,7 +278,7 @@ fn the_shim_gives_the_same_devices_and_cdi_specs_work() {
     if !prerequisites("the_shim_gives_the_same_devices_and_cdi_specs_work") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     let host = HostWatch::new();
     let spec_dir = sim.dir.path().join("cdi");
     let config_path = sim.dir.path().join("shim.toml");
@@ -353,7 +342,7 @@ fn dmem_caps_go_to_the_containers_cgroup_or_the_container_does_not_start() {
     if !prerequisites("dmem_caps_go_to_the_containers_cgroup_or_the_container_does_not_start") {
         return;
     }
-    let sim = mixed_host();
+    let sim = mixed_vendor_host();
     let host = HostWatch::new();
     let fake = sim.dir.path().join("cgroup");
     std::fs::create_dir_all(&fake).unwrap();

@@ -21,8 +21,8 @@ use crate::mps::{
     self, MpsError, MpsRoot, PoolGpu, PoolKey, ProcessId, RegisteredGpu, Registration,
 };
 use crate::plan::{
-    targets, ContainerLayout, InjectionPlan, MountEntry, MountKind, Placement, PlanError,
-    TargetOrigin, TargetType,
+    ContainerLayout, InjectionPlan, MountEntry, MountKind, Placement, PlanError, TargetOrigin,
+    TargetType,
 };
 use crate::request::memory::{parse_compute_limit, parse_size, MemoryError, MemoryRequest};
 use crate::request::{ContainerRequest, DriverCapability, MPS_PIPE_ENV};
@@ -378,13 +378,7 @@ pub fn mount_pool_pipe_dir(
     let mut entry = MountEntry::ipc(pipe.to_path_buf(), path, TargetType::Directory, origin);
     entry.placement = Placement::Required;
     plan.mounts.push(entry);
-    plan.mounts.sort_by_key(MountEntry::stage);
-    targets::check(
-        &plan.mounts,
-        plan.proc_mask.as_ref().map(|m| m.path.as_path()),
-        &plan.ldcache_dirs,
-        layout,
-    )
+    plan.recheck(layout)
 }
 
 #[cfg(test)]

@@ -112,6 +112,21 @@ pub struct InjectionPlan {
     pub fresh_tmpfs: Vec<PathBuf>,
 }
 
+impl InjectionPlan {
+    /// Puts mounts added after [`plan`] (a vendor's nodes, a memory cap's MPS pipes) in their
+    /// stage order and checks the whole plan's targets again, as [`plan`] checks its own.
+    pub fn recheck(&mut self, layout: &ContainerLayout) -> Result<(), PlanError> {
+        // Devices first (the sort is stable: each group keeps its order).
+        self.mounts.sort_by_key(MountEntry::stage);
+        targets::check(
+            &self.mounts,
+            self.proc_mask.as_ref().map(|m| m.path.as_path()),
+            &self.ldcache_dirs,
+            layout,
+        )
+    }
+}
+
 /// `/proc/driver/nvidia` when the host kernel has one (it shows through the container's
 /// procfs and is covered); otherwise (a driver simulated by config) all of `/proc/driver`,
 /// with the view's files in an `nvidia/` subdirectory.

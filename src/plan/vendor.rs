@@ -2,7 +2,7 @@
 //! for them gets no NVIDIA file, no `/proc/driver` mask and no ld cache run) or added to an
 //! NVIDIA plan, so that one apply makes all mounts and cgroup rules together.
 
-use super::{targets, ContainerLayout, DeviceRule, InjectionPlan, MountEntry, PlanError};
+use super::{ContainerLayout, DeviceRule, InjectionPlan, MountEntry, PlanError};
 use super::{ProcDriverView, ProcMaskTarget};
 use crate::vendor::VendorPlan;
 
@@ -51,12 +51,5 @@ pub fn add_devices(
         plan.devices.push(node.clone());
     }
     plan.gpus.extend(vendor.summary());
-    // Devices first (the sort is stable: each group keeps its order).
-    plan.mounts.sort_by_key(MountEntry::stage);
-    targets::check(
-        &plan.mounts,
-        plan.proc_mask.as_ref().map(|m| m.path.as_path()),
-        &plan.ldcache_dirs,
-        layout,
-    )
+    plan.recheck(layout)
 }

@@ -183,6 +183,20 @@ impl Sim {
     }
 }
 
+/// Adds the simulated AMD and Intel GPUs (tests/sim/make-vendors.sh) to the tree at `root`.
+pub fn make_vendors(root: &Path) {
+    sh(Command::new("bash")
+        .arg(repo().join("tests/sim/make-vendors.sh"))
+        .arg(root));
+}
+
+/// An NVIDIA driver with one GPU, plus the simulated AMD and Intel GPUs.
+pub fn mixed_vendor_host() -> Sim {
+    let sim = Sim::build(1);
+    make_vendors(sim.dir.path());
+    sim
+}
+
 /// A pristine busybox + glibc rootfs, built once per test binary and copied per bundle.
 pub fn rootfs_template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
