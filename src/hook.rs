@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::container::{ContainerError, ContainerHandle};
 use crate::inventory::{container_layout, Inventory, InventoryError, InventoryNeeds};
 use crate::memcap::{self, CapError};
-use crate::plan::{self, PlanError};
+use crate::plan::{self, ContainerLayout, PlanError};
 use crate::request::memory::MemoryLimit;
 use crate::request::{
     self, ContainerFacts, ContainerRequest, RequestError, RequestPolicy, RequirementKey,
@@ -113,14 +113,19 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
             Some(vendor::plan(&vendors, &inventory)?)
         }
     };
+    let memory = match &nvidia {
+        Some(_) => request::memory::read(&facts, config.memory.accept_unprivileged)
+            .map_err(CapError::from)?,
+        None => Default::default(),
+    };
+    let handle = container(state, &spec, &spec_path)?;
+    let layout = container_layout::read(
+        handle.rootfs(),
+        &config.hook.cuda_compat_dir,
+        handle.root_ids(),
+        facts.tmpfs_mounts.clone(),
+    );
     let Some(request) = nvidia else {
-        let handle = container(state, &spec, &spec_path)?;
-        let layout = container_layout::read(
-            handle.rootfs(),
-            &config.hook.cuda_compat_dir,
-            handle.root_ids(),
-            facts.tmpfs_mounts.clone(),
-        );
         let vendor_plan = vendor_plan.unwrap_or_default();
         let plan = plan::vendor::devices_only(&vendor_plan, &layout)?;
         // Before apply, which drops the privileges a cgroup write needs.
@@ -130,53 +135,44 @@ pub fn run(config: &Config, state: &OciState) -> Result<Outcome, HookError> {
         return Ok(injected(plan, Vec::new(), applied, None));
     };
     let vendors = vendor_plan.map(|plan| (plan, dmem_limits));
-    run_nvidia(config, state, &spec, &spec_path, &facts, &request, vendors)
+    run_nvidia(config, state, &handle, &layout, &request, &memory, vendors)
 }
 
 /// An NVIDIA request (with the AMD and Intel devices and dmem caps of `vendors`, if any).
 fn run_nvidia(
     config: &Config,
     state: &OciState,
-    spec: &Spec,
-    spec_path: &Path,
-    facts: &ContainerFacts,
+    handle: &ContainerHandle,
+    layout: &ContainerLayout,
     request: &ContainerRequest,
+    memory: &request::memory::MemoryRequest,
     vendors: Option<(VendorPlan, Vec<(vendor::Vendor, MemoryLimit)>)>,
 ) -> Result<Outcome, HookError> {
-    let memory =
-        request::memory::read(facts, config.memory.accept_unprivileged).map_err(CapError::from)?;
-    let handle = container(state, spec, spec_path)?;
     let needs = InventoryNeeds {
         cuda_version: request.needs(RequirementKey::Cuda),
         gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
         mig: request.needs_mig(),
     };
     let inventory = Inventory::read(&config.driver, needs)?;
-    let layout = container_layout::read(
-        handle.rootfs(),
-        &config.hook.cuda_compat_dir,
-        handle.root_ids(),
-        facts.tmpfs_mounts.clone(),
-    );
-    let mut plan = plan::plan(request, &inventory, &layout)?;
+    let mut plan = plan::plan(request, &inventory, layout)?;
     let target = memcap::Target {
         id: &state.id,
         bundle: &state.bundle,
-        handle: &handle,
+        handle,
     };
     let caps = memcap::enforce(
-        config, &memory, request, &inventory, &layout, &mut plan, &target,
+        config, memory, request, &inventory, layout, &mut plan, &target,
     )?;
     // After the caps, which are NVIDIA's and read the plan's NVIDIA GPUs.
     let added = match &vendors {
-        Some((vendor_plan, limits)) => plan::vendor::add_devices(&mut plan, vendor_plan, &layout)
+        Some((vendor_plan, limits)) => plan::vendor::add_devices(&mut plan, vendor_plan, layout)
             .map_err(HookError::from)
             .and_then(|()| {
                 let root = &config.hook.cgroup_root;
                 Ok(vendor::dmem::enforce(
                     limits,
                     &vendor_plan.gpus,
-                    &handle,
+                    handle,
                     root,
                 )?)
             }),
@@ -184,7 +180,7 @@ fn run_nvidia(
     };
     // A start that fails after the container joined its pool leaves it again.
     let applied = added
-        .and_then(|()| Ok(apply::apply(&plan, &handle, config)?))
+        .and_then(|()| Ok(apply::apply(&plan, handle, config)?))
         .inspect_err(|_| {
             caps.iter().for_each(memcap::Enforced::undo);
         })?;
