@@ -156,6 +156,18 @@ pub struct HookConfig {
     pub cuda_compat_dir: PathBuf,
     /// Seconds the ldconfig child may run before it is killed and the start fails.
     pub ldconfig_timeout: u64,
+    /// How the container's ld cache gets the driver libraries.
+    pub ldcache_update: LdcacheUpdate,
+}
+
+/// `hook.ldcache-update`: see [`crate::apply::ld_cache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LdcacheUpdate {
+    /// Add the libraries' entries to the image's cache in the hook (ldconfig where needed).
+    InProcess,
+    /// Always rebuild the cache with the confined host ldconfig.
+    Ldconfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -245,6 +257,7 @@ impl Default for HookConfig {
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cuda_compat_dir: PathBuf::from("/usr/local/cuda/compat"),
             ldconfig_timeout: 10,
+            ldcache_update: LdcacheUpdate::InProcess,
         }
     }
 }

@@ -65,6 +65,8 @@ pub enum Outcome {
         capabilities: Vec<&'static str>,
         mounts: usize,
         skipped: Vec<String>,
+        /// How the ld cache was updated (see [`apply::Applied::ldcache`]).
+        ldcache: Option<String>,
         ldconfig_rss_kib: Option<u64>,
         /// The caps given (see `memcap`), when the container has any.
         caps: Option<CapsGiven>,
@@ -200,6 +202,7 @@ fn injected(
         skipped_gpus: plan.skipped_gpus,
         capabilities,
         skipped: applied.skipped,
+        ldcache: applied.ldcache,
         ldconfig_rss_kib: applied.ldconfig_rss_kib,
         caps: caps.map(|c| CapsGiven {
             summary: c.summary,

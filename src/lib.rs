@@ -16,6 +16,7 @@ pub mod elf;
 pub mod fsutil;
 pub mod hook;
 pub mod inventory;
+pub mod ldcache;
 pub mod limits;
 pub mod log;
 pub mod memcap;

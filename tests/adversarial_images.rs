@@ -254,7 +254,8 @@ fn symlink_swaps_at_proc() {
     }
 }
 
-/// The ld cache is written by the host's ldconfig, chrooted in the rootfs: symlinks at
+/// The ld cache is written in-process through `/etc`'s fd (a symlinked cache is left to
+/// ldconfig), or by the host's ldconfig chrooted in the rootfs: either way symlinks at
 /// `/etc/ld.so.cache`, at its temporary file `/etc/ld.so.cache~`, and `/etc` itself are
 /// resolved inside the rootfs, and magic links lead nowhere (the rootfs's `/proc` is detached).
 #[test]
@@ -266,14 +267,22 @@ fn symlink_swaps_at_the_ld_cache() {
     let host = HostWatch::new();
     let log = std::env::temp_dir().join("gpuhook-test-swap-cache.log");
     let v = host.dir();
+    for mode in ["", LDCONFIG] {
+        swap_cache_and_etc(&sim, &host, &log, &v, mode);
+    }
+}
+
+const LDCONFIG: &str = "ldcache-update = \"ldconfig\"";
+
+fn swap_cache_and_etc(sim: &Sim, host: &HostWatch, log: &Path, v: &str, mode: &str) {
     for inner in ["etc/ld.so.cache", "etc/ld.so.cache~"] {
         for &swap in ALL_SWAPS {
-            let context = format!("/{inner} as {swap:?}");
+            let context = format!("/{inner} as {swap:?} ({mode})");
             let bundle = Bundle::new(
                 "swap-cache",
                 &["NVIDIA_VISIBLE_DEVICES=all"],
                 CHECK,
-                &sim.config(&log, ""),
+                &sim.config(log, mode),
             );
             plant(&bundle.rootfs(), inner, swap, &format!("{v}/ld.so.cache"));
             let out = bundle.run();
@@ -288,12 +297,12 @@ fn symlink_swaps_at_the_ld_cache() {
     }
     // /etc itself aimed at the host's canary etc/ (which holds an ld.so.cache).
     for &swap in ALL_SWAPS {
-        let context = format!("/etc as {swap:?}");
+        let context = format!("/etc as {swap:?} ({mode})");
         let bundle = Bundle::new(
             "swap-etc",
             &["NVIDIA_VISIBLE_DEVICES=all"],
             CHECK,
-            &sim.config(&log, ""),
+            &sim.config(log, mode),
         );
         plant(&bundle.rootfs(), "etc", swap, &format!("{v}/etc"));
         let out = bundle.run();
@@ -323,7 +332,7 @@ fn ld_so_conf_pointing_at_host_dirs_is_not_followed() {
         "ldconf",
         &["NVIDIA_VISIBLE_DEVICES=all"],
         CHECK,
-        &sim.config(&log, ""),
+        &sim.config(&log, LDCONFIG),
     );
     std::fs::write(
         bundle.rootfs().join("etc/ld.so.conf"),

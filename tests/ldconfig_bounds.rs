@@ -1,4 +1,5 @@
-//! What an image's ld.so.conf can do to the host-side ldconfig: nothing lasting. A FIFO or a
+//! What an image's ld.so.conf can do to the host-side ldconfig (`hook.ldcache-update =
+//! "ldconfig"` here; the in-process update reads no ld.so.conf): nothing lasting. A FIFO or a
 //! huge sparse file where ldconfig reads its configuration fails the start at once with one
 //! line naming it; one reached only through an `include` elsewhere meets the child's deadline
 //! or its memory bound; an image whose `/etc` belongs to some host uid gets a clear refusal
@@ -14,7 +15,14 @@ use std::time::Instant;
 use support::watch::{assert_one_clear_line, HostWatch};
 use support::*;
 
+const LDCONFIG: &str = "ldcache-update = \"ldconfig\"\n";
+
+/// A bundle whose hook rebuilds the ld cache with ldconfig.
 fn bundle(name: &str, sim: &Sim, hook_extra: &str) -> Bundle {
+    bundle_with(name, sim, &format!("{LDCONFIG}{hook_extra}"))
+}
+
+fn bundle_with(name: &str, sim: &Sim, hook_extra: &str) -> Bundle {
     let log = std::env::temp_dir().join(format!("gpuhook-test-{name}.log"));
     Bundle::new(
         name,
@@ -154,8 +162,9 @@ fn an_ldconfig_eating_memory_hits_its_bound() {
     host.assert_unchanged("ldconfig reading a huge file");
 }
 
-/// An image whose `/etc` belongs to host uid 4242 (without a user namespace): ldconfig runs as
-/// the container's root, never as a uid the image picks, so the start is refused clearly.
+/// An image whose `/etc` belongs to host uid 4242 (without a user namespace): the cache is
+/// written (by ldconfig, or in-process) as the container's root, never as a uid the image
+/// picks, so the start is refused clearly.
 #[test]
 fn an_etc_owned_by_another_uid_is_refused() {
     if !prerequisites("an_etc_owned_by_another_uid_is_refused") {
@@ -163,14 +172,16 @@ fn an_etc_owned_by_another_uid_is_refused() {
     }
     let sim = Sim::build(1);
     let host = HostWatch::new();
-    let b = bundle("etc-owner", &sim, "");
-    let etc = b.rootfs().join("etc");
-    std::os::unix::fs::chown(&etc, Some(4242), Some(4242)).unwrap();
-    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = b.run();
-    assert!(!out.success, "started");
-    assert_one_clear_line(&out.stderr, &b.id, "belongs to uid 4242", "etc owner");
-    host.assert_unchanged("/etc owned by another uid");
+    for mode in ["", LDCONFIG] {
+        let b = bundle_with("etc-owner", &sim, mode);
+        let etc = b.rootfs().join("etc");
+        std::os::unix::fs::chown(&etc, Some(4242), Some(4242)).unwrap();
+        std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = b.run();
+        assert!(!out.success, "started ({mode})");
+        assert_one_clear_line(&out.stderr, &b.id, "belongs to uid 4242", "etc owner");
+        host.assert_unchanged(&format!("/etc owned by another uid ({mode})"));
+    }
 }
 
 /// A volume at `/tmp/data` covered by a tmpfs at `/tmp` (the spec mounts them in that order):

@@ -262,7 +262,13 @@ fn spied_bundle(name: &str, sim: &Sim, spy: &Path, volume: &Path) -> Bundle {
         name,
         &["NVIDIA_VISIBLE_DEVICES=all"],
         "true",
-        &sim.config(&log, &format!("ldconfig = \"@{}\"", spy.display())),
+        &sim.config(
+            &log,
+            &format!(
+                "ldconfig = \"@{}\"\nldcache-update = \"ldconfig\"",
+                spy.display()
+            ),
+        ),
     );
     std::fs::write(volume.join("marker"), b"host volume").unwrap();
     bundle.edit_spec(|spec| {

@@ -281,6 +281,10 @@ fn a_killed_hook_leaves_nothing_after_the_reaper() {
     // 2. Killed after it registered, while ldconfig blocks on a FIFO the image's ld.so.conf
     //    includes.
     let b = node.bundle("killed-ldconfig", &env, "true", "", false);
+    let config = b.dir.path().join("gpuhook.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("[hook]\n", "[hook]\nldcache-update = \"ldconfig\"\n", 1);
+    std::fs::write(&config, text).unwrap();
     std::fs::write(
         b.rootfs().join("etc/ld.so.conf"),
         "include /opt/hang.conf\n",

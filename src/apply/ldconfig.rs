@@ -17,7 +17,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -175,31 +175,8 @@ fn child_namespaces(handle: &ContainerHandle) -> Result<Namespaces, ApplyError> 
 /// What must hold before ldconfig may run (see the module docs).
 fn precheck(rootfs: &Rootfs, dirs: &[PathBuf], ids: (u32, u32)) -> Result<(), ApplyError> {
     let fail = |message: String| ApplyError::Ldconfig { message };
-    let etc = Path::new("/etc");
-    let etc_fd = resolve_in_root(rootfs.fd(), etc).map_err(|e| resolve_error(etc, e))?;
-    for (fd, path) in
-        std::iter::once((etc_fd.try_clone(), etc)).chain(dirs.iter().filter_map(|d| {
-            resolve_in_root(rootfs.fd(), d)
-                .ok()
-                .map(|fd| (Ok(fd), d.as_path()))
-        }))
-    {
-        let fd = fd.map_err(|e| ApplyError::Io {
-            what: "duplicate a descriptor".into(),
-            source: e,
-        })?;
-        rootfs.rules.check(&fd, path)?;
-    }
-    let stat = rustix::fs::fstat(&etc_fd).map_err(|e| fail(format!("cannot stat /etc: {e}")))?;
-    if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
-        return Err(fail("the image's /etc is not a directory".into()));
-    }
-    if stat.st_uid != ids.0 && stat.st_mode & 0o002 == 0 {
-        return Err(fail(format!(
-            "the image's /etc belongs to uid {}, not to the container's root (uid {}): ldconfig runs as the container's root without privileges and could not write /etc/ld.so.cache",
-            stat.st_uid, ids.0
-        )));
-    }
+    check_etc(rootfs, ids)?;
+    check_dirs(rootfs, dirs)?;
     check_conf_file(rootfs, Path::new("/etc/ld.so.conf"))?;
     let conf_d = Path::new("/etc/ld.so.conf.d");
     let names = directory_names(rootfs, conf_d)?;
@@ -212,6 +189,36 @@ fn precheck(rootfs: &Rootfs, dirs: &[PathBuf], ids: (u32, u32)) -> Result<(), Ap
     }
     for name in names.iter().filter(|n| n.ends_with(".conf")) {
         check_conf_file(rootfs, &conf_d.join(name))?;
+    }
+    Ok(())
+}
+
+/// The image's `/etc` (an `O_PATH` fd), checked: a directory on the image's own filesystem
+/// that the container's root (`ids`) owns, where the ld cache may be written as that user.
+pub(super) fn check_etc(rootfs: &Rootfs, ids: (u32, u32)) -> Result<OwnedFd, ApplyError> {
+    let fail = |message: String| ApplyError::Ldconfig { message };
+    let etc = Path::new("/etc");
+    let etc_fd = resolve_in_root(rootfs.fd(), etc).map_err(|e| resolve_error(etc, e))?;
+    rootfs.rules.check(&etc_fd, etc)?;
+    let stat = rustix::fs::fstat(&etc_fd).map_err(|e| fail(format!("cannot stat /etc: {e}")))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+        return Err(fail("the image's /etc is not a directory".into()));
+    }
+    if stat.st_uid != ids.0 && stat.st_mode & 0o002 == 0 {
+        return Err(fail(format!(
+            "the image's /etc belongs to uid {}, not to the container's root (uid {}): the ld cache is written as the container's root without privileges and could not be written to /etc/ld.so.cache",
+            stat.st_uid, ids.0
+        )));
+    }
+    Ok(etc_fd)
+}
+
+/// The indexed directories that exist are on the image's own filesystem.
+pub(super) fn check_dirs(rootfs: &Rootfs, dirs: &[PathBuf]) -> Result<(), ApplyError> {
+    for dir in dirs {
+        if let Ok(fd) = resolve_in_root(rootfs.fd(), dir) {
+            rootfs.rules.check(&fd, dir)?;
+        }
     }
     Ok(())
 }

@@ -18,6 +18,7 @@
 mod bpf;
 pub mod cgroup;
 pub mod confined;
+pub mod ld_cache;
 pub mod ld_conf;
 pub mod ldconfig;
 mod mount;
@@ -30,7 +31,7 @@ mod seccomp;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, LdcacheUpdate};
 use crate::container::{ContainerError, ContainerHandle};
 use crate::plan::{InjectionPlan, MountEntry, Placement, ProcDriverView, ProcMaskTarget};
 use mount::DetachedMount;
@@ -71,11 +72,13 @@ impl ApplyError {
     }
 }
 
-/// What applying did besides the plan's mounts: the optional ones it left out (and why), and
-/// the ldconfig child's peak RSS in KiB when it ran.
+/// What applying did besides the plan's mounts: the optional ones it left out (and why), how
+/// the ld cache was updated, and the ldconfig child's peak RSS in KiB when it ran.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub skipped: Vec<String>,
+    /// `in-process`, or `ldconfig` and why (see [`ld_cache`]); none without libraries.
+    pub ldcache: Option<String>,
     pub ldconfig_rss_kib: Option<u64>,
 }
 
@@ -105,9 +108,10 @@ pub fn apply(
         .as_ref()
         .map(|target| ProcMask::build(&plan.proc_driver, target.nested).map(|m| (m, &target.path)))
         .transpose()?;
+    // Opened on the host, where it is; only needed (and only an error) if ldconfig runs.
     let ldconfig = match plan.ldcache_dirs.is_empty() {
         true => None,
-        false => Some(ldconfig::HostLdconfig::open(config.host_ldconfig())?),
+        false => Some(ldconfig::HostLdconfig::open(config.host_ldconfig())),
     };
     let mut skipped = Vec::new();
     if !config.hook.no_cgroups && !plan.device_rules.is_empty() {
@@ -128,12 +132,39 @@ pub fn apply(
     in_container(handle, &plan.fresh_tmpfs, system_dirs(plan), |rootfs| {
         let mut applied = attach_all(rootfs, &mounts, proc_mask.as_ref())?;
         applied.skipped.append(&mut skipped);
-        if let Some(ldconfig) = &ldconfig {
-            let (dirs, ids) = (&plan.ldcache_dirs, plan.ldconfig_ids);
-            applied.ldconfig_rss_kib = Some(ldconfig.run(handle, rootfs, dirs, ids, timeout)?);
+        if let Some(ldconfig) = ldconfig {
+            let mode = config.hook.ldcache_update;
+            (applied.ldcache, applied.ldconfig_rss_kib) =
+                update_ld_cache(rootfs, handle, plan, mode, ldconfig, timeout)?;
         }
         Ok(applied)
     })
+}
+
+/// The container's ld cache updated in-process, or by the host's ldconfig where that is
+/// configured or needed; returns how (for the log) and ldconfig's peak RSS when it ran.
+fn update_ld_cache(
+    rootfs: &mut Rootfs,
+    handle: &ContainerHandle,
+    plan: &InjectionPlan,
+    mode: LdcacheUpdate,
+    ldconfig: Result<ldconfig::HostLdconfig, ApplyError>,
+    timeout: Duration,
+) -> Result<(Option<String>, Option<u64>), ApplyError> {
+    let (dirs, ids) = (&plan.ldcache_dirs, plan.ldconfig_ids);
+    let reason = match mode {
+        LdcacheUpdate::InProcess => {
+            match ld_cache::update(rootfs, &plan.ldcache_libraries, dirs, ids)? {
+                ld_cache::Update::InProcess { entries } => {
+                    return Ok((Some(format!("in-process({entries})")), None))
+                }
+                ld_cache::Update::Ldconfig { reason } => reason,
+            }
+        }
+        LdcacheUpdate::Ldconfig => "hook.ldcache-update = \"ldconfig\"".to_string(),
+    };
+    let rss = ldconfig?.run(handle, rootfs, dirs, ids, timeout)?;
+    Ok((Some(format!("ldconfig({reason})")), Some(rss)))
 }
 
 /// Masks `/proc/driver/nvidia` in the container so that only `view`'s GPUs appear (the CDI

@@ -81,6 +81,12 @@ pub struct DriverLibrary {
     pub host_path: PathBuf,
     pub file_name: String,
     pub is_64bit: bool,
+    /// Its soname as the driver root's ld cache lists it, e.g. `libcuda.so.1`.
+    pub soname: String,
+    /// That cache entry's flags and OS version: what ldconfig records for this file, and
+    /// what the container's cache gets for it (see [`crate::apply::ld_cache`]).
+    pub cache_flags: i32,
+    pub osversion: u32,
 }
 
 /// Utilities by name with their host paths.
@@ -351,6 +357,9 @@ fn read_libraries(
             host_path,
             file_name,
             is_64bit,
+            soname: entry.soname,
+            cache_flags: entry.flags as i32,
+            osversion: entry.osversion,
         });
     }
     if libraries.is_empty() {

@@ -88,6 +88,20 @@ pub struct ProcDriverView {
     pub mig_capabilities: Vec<(PathBuf, String)>,
 }
 
+/// A driver library the container's ld cache lists, with its soname link beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedLibrary {
+    /// The container directory it is mounted in, e.g. `/usr/lib/x86_64-linux-gnu`.
+    pub dir: PathBuf,
+    /// e.g. `libcuda.so.580.159.04`.
+    pub file_name: String,
+    /// e.g. `libcuda.so.1`.
+    pub soname: String,
+    /// The host cache's flags (type and ABI) and OS version for this file.
+    pub flags: i32,
+    pub osversion: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InjectionPlan {
     /// Indices and UUIDs of the selected GPUs (MIG devices: parent's index, MIG UUID), for logs.
@@ -106,6 +120,10 @@ pub struct InjectionPlan {
     pub proc_mask: Option<ProcMaskTarget>,
     /// Directories the container's ld cache must index.
     pub ldcache_dirs: Vec<PathBuf>,
+    /// The mounted libraries in those directories, for an in-process cache update (see
+    /// [`crate::apply::ld_cache`]); a directory none of them is in (the image's CUDA compat
+    /// directory) holds the image's own libraries, which only ldconfig reads.
+    pub ldcache_libraries: Vec<CachedLibrary>,
     /// The uid and gid the ldconfig child runs as: the container's root.
     pub ldconfig_ids: (u32, u32),
     /// The container's fresh tmpfs mounts, where targets may be created besides its rootfs.
@@ -180,7 +198,8 @@ pub fn plan(
             minor: d.minor,
         })
         .collect();
-    let (library_mounts, mut ldcache_dirs) = library_mounts(request, inventory, layout);
+    let (library_mounts, mut ldcache_dirs, ldcache_libraries) =
+        library_mounts(request, inventory, layout);
     // Forward compatibility: the image's newer user-space driver comes first in its ld cache
     // (ldconfig lists the directories given first first, and ld.so takes the first match).
     if let Some(compat) = newer_cuda_compat(request, inventory, layout) {
@@ -210,6 +229,7 @@ pub fn plan(
         proc_driver,
         proc_mask: Some(proc_mask),
         ldcache_dirs,
+        ldcache_libraries,
         ldconfig_ids: layout.root_ids,
         fresh_tmpfs: layout.fresh_tmpfs.clone(),
     })
@@ -341,10 +361,11 @@ fn library_mounts(
     request: &ContainerRequest,
     inventory: &Inventory,
     layout: &ContainerLayout,
-) -> (Vec<MountEntry>, Vec<PathBuf>) {
+) -> (Vec<MountEntry>, Vec<PathBuf>, Vec<CachedLibrary>) {
     let compat32 = request.capabilities.contains(&DriverCapability::Compat32);
     let mut mounts = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut cached = Vec::new();
     for library in &inventory.libraries {
         let wanted = catalog::capability_of_library(library.prefix)
             .is_some_and(|c| request.capabilities.contains(&c));
@@ -363,8 +384,15 @@ fn library_mounts(
             library.host_path.clone(),
             dir.join(&library.file_name),
         ));
+        cached.push(CachedLibrary {
+            dir: dir.clone(),
+            file_name: library.file_name.clone(),
+            soname: library.soname.clone(),
+            flags: library.cache_flags,
+            osversion: library.osversion,
+        });
     }
-    (mounts, dirs)
+    (mounts, dirs, cached)
 }
 
 #[cfg(test)]

@@ -47,6 +47,9 @@ fn library(prefix: &'static str, is_64bit: bool) -> DriverLibrary {
         host_path: Path::new(dir).join(&file_name),
         file_name,
         is_64bit,
+        soname: format!("{prefix}.1"),
+        cache_flags: if is_64bit { 0x0303 } else { 0x0003 },
+        osversion: 0,
     }
 }
 

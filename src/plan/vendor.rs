@@ -25,6 +25,7 @@ pub fn devices_only(
         },
         proc_mask: None::<ProcMaskTarget>,
         ldcache_dirs: Vec::new(),
+        ldcache_libraries: Vec::new(),
         ldconfig_ids: layout.root_ids,
         fresh_tmpfs: layout.fresh_tmpfs.clone(),
     };

@@ -265,6 +265,7 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             capabilities,
             mounts,
             skipped,
+            ldcache,
             ldconfig_rss_kib,
             caps,
         }) => {
@@ -286,8 +287,14 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             }
             let gpus: Vec<String> = gpus.iter().map(|(i, uuid)| format!("{i}={uuid}")).collect();
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let ldcache = ldcache
+                .map(|how| format!(" ldcache={how}"))
+                .unwrap_or_default();
             let rss = ldconfig_rss_kib
                 .map(|kib| format!(" ldconfig_max_rss_kib={kib}"))
+                .unwrap_or_default();
+            let own_rss = peak_rss_kib()
+                .map(|kib| format!(" max_rss_kib={kib}"))
                 .unwrap_or_default();
             let memory = caps
                 .map(|c| format!(" memory={}", c.summary))
@@ -295,7 +302,7 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
             log.write(
                 LogLevel::Info,
                 &format!(
-                    "container={} gpus=[{}] caps={}{memory} mounts={mounts} elapsed_ms={elapsed_ms:.2}{rss}",
+                    "container={} gpus=[{}] caps={}{memory} mounts={mounts}{ldcache} elapsed_ms={elapsed_ms:.2}{own_rss}{rss}",
                     state.id,
                     gpus.join(","),
                     capabilities.join(",")
@@ -305,6 +312,16 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
         }
         Err(e) => fail(Some(log), &format!("container {}: {e}", state.id)),
     }
+}
+
+/// The peak resident set of this process and of any child it waited for (KiB), for the log.
+fn peak_rss_kib() -> Option<u64> {
+    let peak = |who| {
+        // SAFETY: getrusage fills the struct it is given; zeroed is a valid start.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        (unsafe { libc::getrusage(who, &mut usage) } == 0).then_some(usage.ru_maxrss.max(0) as u64)
+    };
+    Some(peak(libc::RUSAGE_SELF)?.max(peak(libc::RUSAGE_CHILDREN).unwrap_or(0)))
 }
 
 /// A binary installed next to this one, else `fallback`.
