@@ -154,6 +154,7 @@ fn run_nvidia(
         cuda_version: request.needs(RequirementKey::Cuda),
         gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
         mig: request.needs_mig(),
+        devices_only: false,
     };
     let inventory = Inventory::read(&config.driver, needs)?;
     let mut plan = plan::plan(request, &inventory, layout)?;

@@ -392,3 +392,34 @@ fn a_second_hook_run_on_the_same_container() {
     }
     host.assert_unchanged("two hook runs");
 }
+
+/// The runtime shim reads only what names the device nodes: with the driver's ld cache gone
+/// it still edits the spec and execs runc, and it is the hook that refuses the start, naming
+/// the cache (before, the shim read the libraries too, and failed first).
+#[test]
+fn the_shim_reads_no_driver_libraries() {
+    if !prerequisites("the_shim_reads_no_driver_libraries") {
+        return;
+    }
+    let sim = Sim::build(1);
+    std::fs::remove_file(sim.driver_root().join("etc/ld.so.cache")).unwrap();
+    let log = std::env::temp_dir().join("gpuhook-test-shim-nolibs.log");
+    let bundle = Bundle::new(
+        "shim-nolibs",
+        &["NVIDIA_VISIBLE_DEVICES=all"],
+        SMI,
+        &sim.config(&log, ""),
+    );
+    let out = bundle.run_through_shim(&bundle.dir.path().join("gpuhook.toml"));
+    assert!(!out.success, "started without driver libraries");
+    assert!(
+        out.stderr.contains("error running hook") && out.stderr.contains("ld.so.cache"),
+        "the hook, not the shim, should refuse: {}",
+        out.stderr
+    );
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.dir.path().join("config.json")).unwrap())
+            .unwrap();
+    let devices = spec["linux"]["devices"].to_string();
+    assert!(devices.contains("/dev/nvidia0"), "the shim added the GPU: {devices}");
+}

@@ -60,6 +60,50 @@ pub struct InventoryNeeds {
     pub gpu_details: bool,
     /// Initialise NVML for the MIG devices, and read the MIG capabilities (for MIG requests).
     pub mig: bool,
+    /// Only what names the device nodes (the runtime shim's need): no libraries (unless `mig`
+    /// needs NVML), utilities, firmware, sockets or graphics files are looked for.
+    pub devices_only: bool,
+}
+
+/// The driver's files besides its libraries (see [`Inventory`]'s fields of these names).
+#[derive(Debug, Default)]
+struct DriverFiles {
+    binaries: Utilities,
+    skipped_binaries: Utilities,
+    firmware: Vec<HostFile>,
+    ipc: Vec<HostFile>,
+    mps_pipe_dir: Option<HostFile>,
+    support_files: Vec<SupportFile>,
+}
+
+impl DriverFiles {
+    fn read(
+        config: &DriverConfig,
+        libraries: &[DriverLibrary],
+        driver_version: &str,
+    ) -> Result<DriverFiles, InventoryError> {
+        let root = root_paths::DriverRoot::open(&config.root)?;
+        let (binaries, skipped_binaries) = find_binaries(&root, config);
+        let found = |path: &Path, want_dir: bool| {
+            root.existing(path)
+                .filter(|host_path| host_path.is_dir() == want_dir)
+                .map(|host_path| HostFile {
+                    host_path,
+                    container_path: path.to_path_buf(),
+                })
+        };
+        Ok(DriverFiles {
+            binaries,
+            skipped_binaries,
+            firmware: read_firmware(&root, config, driver_version),
+            ipc: [catalog::PERSISTENCED_SOCKET, catalog::FABRICMANAGER_SOCKET]
+                .iter()
+                .filter_map(|path| found(Path::new(path), false))
+                .collect(),
+            mps_pipe_dir: found(&config.mps_pipe_dir, true),
+            support_files: support::find(&root, config, libraries, driver_version),
+        })
+    }
 }
 
 /// A device node on the host.
@@ -172,25 +216,15 @@ impl Inventory {
             .iter()
             .filter_map(|name| device_node(&config.dev_root, name))
             .collect();
-        let libraries = read_libraries(config, &driver_version)?;
-        let root = root_paths::DriverRoot::open(&config.root)?;
-        let (binaries, skipped_binaries) = find_binaries(&root, config);
-        let firmware = read_firmware(&root, config, &driver_version);
-        let found = |path: &Path, want_dir: bool| {
-            root.existing(path)
-                .filter(|host_path| host_path.is_dir() == want_dir)
-                .map(|host_path| HostFile {
-                    host_path,
-                    container_path: path.to_path_buf(),
-                })
+        let libraries = match needs.devices_only && !needs.mig {
+            true => Vec::new(),
+            false => read_libraries(config, &driver_version)?,
         };
-        let ipc = [catalog::PERSISTENCED_SOCKET, catalog::FABRICMANAGER_SOCKET]
-            .iter()
-            .filter_map(|path| found(Path::new(path), false))
-            .collect();
-        let mps_pipe_dir = found(&config.mps_pipe_dir, true);
+        let files = match needs.devices_only {
+            true => DriverFiles::default(),
+            false => DriverFiles::read(config, &libraries, &driver_version)?,
+        };
         let imex_channels = read_imex_channels(&config.dev_root);
-        let support_files = support::find(&root, config, &libraries, &driver_version);
         let mut inventory = Inventory {
             driver_version,
             cuda_version: None,
@@ -199,13 +233,13 @@ impl Inventory {
             mig: None,
             control_devices,
             libraries,
-            binaries,
-            skipped_binaries,
-            firmware,
-            ipc,
-            mps_pipe_dir,
+            binaries: files.binaries,
+            skipped_binaries: files.skipped_binaries,
+            firmware: files.firmware,
+            ipc: files.ipc,
+            mps_pipe_dir: files.mps_pipe_dir,
             imex_channels,
-            support_files,
+            support_files: files.support_files,
             proc_version,
             proc_params,
             kernel_has_proc_driver_nvidia: Path::new("/proc/driver/nvidia").is_dir(),

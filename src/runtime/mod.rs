@@ -195,10 +195,12 @@ fn hook_devices(
     };
     if let Some(request) = nvidia {
         // The plan's device nodes are what the hook will mount: the same nodes go into the
-        // spec. Requirements are left to the hook (it loads libcuda/NVML only when they need
-        // checking); MIG devices need NVML here too, for their capability nodes.
+        // spec, and nothing else of the driver is looked for. Requirements are left to the
+        // hook (it loads libcuda/NVML only when they need checking); MIG devices need NVML
+        // here too, for their capability nodes.
         let needs = InventoryNeeds {
             mig: request.needs_mig(),
+            devices_only: true,
             ..InventoryNeeds::default()
         };
         let inventory = Inventory::read(&config.driver, needs)?;
