@@ -421,5 +421,8 @@ fn the_shim_reads_no_driver_libraries() {
         serde_json::from_slice(&std::fs::read(bundle.dir.path().join("config.json")).unwrap())
             .unwrap();
     let devices = spec["linux"]["devices"].to_string();
-    assert!(devices.contains("/dev/nvidia0"), "the shim added the GPU: {devices}");
+    assert!(
+        devices.contains("/dev/nvidia0"),
+        "the shim added the GPU: {devices}"
+    );
 }

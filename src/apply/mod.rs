@@ -246,9 +246,9 @@ fn attach_all(
     for (entry, detached) in mounts {
         let placed = rootfs
             .mount_target(&entry.container_path, entry.target)
-            .and_then(|target| {
+            .and_then(|rootfs::Target { fd: target, created }| {
                 // The hook run twice for one container finds this very file there already.
-                if detached.is_mounted_at(&target) {
+                if !created && detached.is_mounted_at(&target) {
                     rootfs.rules.add_ours(
                         placement::mount_id(&target)
                             .map_err(|e| ApplyError::io("stat a mount".into(), e))?,

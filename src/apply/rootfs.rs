@@ -29,10 +29,21 @@ pub struct Created {
     kind: TargetType,
 }
 
+/// A mount target opened by [`Rootfs::mount_target`]; `created`: this run just made it (so
+/// nothing can be mounted on it yet).
+pub struct Target {
+    pub fd: OwnedFd,
+    pub created: bool,
+}
+
 pub struct Rootfs {
     fd: OwnedFd,
     pub rules: MountRules,
     created: Vec<Created>,
+    /// Parent directories of file targets already opened and checked in this run (libraries
+    /// share a few): a fd pins the directory itself. Cleared before a directory target, whose
+    /// mount could cover one (plan targets never overlap, so it never does).
+    parents: Vec<(PathBuf, OwnedFd)>,
     /// (device, inode) of the image's system directories, for directory targets.
     protected: Option<Vec<((u64, u64), PathBuf)>>,
     system_dirs: Vec<PathBuf>,
@@ -60,6 +71,7 @@ impl Rootfs {
             fd,
             rules,
             created: Vec::new(),
+            parents: Vec::new(),
             protected: None,
             system_dirs,
             owner,
@@ -72,25 +84,24 @@ impl Rootfs {
 
     /// Opens the mount target `inner`, creating it (and missing parent directories) when
     /// absent, on allowed mounts only. The returned `O_PATH` fd is what gets mounted on.
-    pub fn mount_target(
-        &mut self,
-        inner: &Path,
-        wanted: TargetType,
-    ) -> Result<OwnedFd, ApplyError> {
+    pub fn mount_target(&mut self, inner: &Path, wanted: TargetType) -> Result<Target, ApplyError> {
         let inner = normalized(inner)?;
-        let fd = self.open_or_create(&inner, wanted)?;
         if wanted == TargetType::Directory {
-            self.check_not_system_dir(&fd, &inner)?;
-            self.rules.check_covers_none_of_ours(&fd, &inner)?;
+            self.parents.clear();
         }
-        Ok(fd)
+        let target = self.open_or_create(&inner, wanted)?;
+        if wanted == TargetType::Directory {
+            self.check_not_system_dir(&target.fd, &inner)?;
+            self.rules.check_covers_none_of_ours(&target.fd, &inner)?;
+        }
+        Ok(target)
     }
 
     /// Opens `inner`, creating it and missing parents one component at a time, and checks it
     /// is of the wanted type and not on procfs or sysfs.
-    fn open_or_create(&mut self, inner: &Path, wanted: TargetType) -> Result<OwnedFd, ApplyError> {
-        let fd = match resolve_in_root(&self.fd, inner) {
-            Ok(fd) => fd,
+    fn open_or_create(&mut self, inner: &Path, wanted: TargetType) -> Result<Target, ApplyError> {
+        let target = match resolve_in_root(&self.fd, inner) {
+            Ok(fd) => Target { fd, created: false },
             Err(Errno::NOENT) => {
                 let (Some(parent), Some(name)) = (inner.parent(), inner.file_name()) else {
                     return Err(ApplyError::Target {
@@ -98,14 +109,29 @@ impl Rootfs {
                         problem: "cannot be created".into(),
                     });
                 };
-                let parent_fd = self.open_or_create(parent, TargetType::Directory)?;
-                self.rules.check(&parent_fd, parent)?;
-                self.create(parent_fd, name, inner, wanted)?;
-                resolve_in_root(&self.fd, inner).map_err(|e| resolve_error(inner, e))?
+                let parent_fd = self.checked_parent(parent)?;
+                self.create(&parent_fd, name, inner, wanted)?;
+                // The entry just made, through the directory it was made in (never followed).
+                let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let fd = retry(|| rustix::fs::openat(&parent_fd, name, flags, Mode::empty()))
+                    .map_err(|e| resolve_error(inner, e))?;
+                self.parents.push((parent.to_path_buf(), parent_fd));
+                Target { fd, created: true }
             }
             Err(e) => return Err(resolve_error(inner, e)),
         };
-        check_target(&fd, inner, wanted)?;
+        check_target(&target.fd, inner, wanted)?;
+        Ok(target)
+    }
+
+    /// The directory `parent` (created when missing) on an allowed mount: from this run's
+    /// cache, else opened and checked now.
+    fn checked_parent(&mut self, parent: &Path) -> Result<OwnedFd, ApplyError> {
+        if let Some(at) = self.parents.iter().position(|(p, _)| p == parent) {
+            return Ok(self.parents.swap_remove(at).1);
+        }
+        let fd = self.open_or_create(parent, TargetType::Directory)?.fd;
+        self.rules.check(&fd, parent)?;
         Ok(fd)
     }
 
@@ -113,11 +139,15 @@ impl Rootfs {
     /// dangling symlink makes this fail with EEXIST: the image put it there, we do not chase it).
     fn create(
         &mut self,
-        parent_fd: OwnedFd,
+        parent_fd: &OwnedFd,
         name: &OsStr,
         inner: &Path,
         kind: TargetType,
     ) -> Result<(), ApplyError> {
+        let parent = parent_fd.try_clone().map_err(|source| ApplyError::Io {
+            what: "duplicate a descriptor".into(),
+            source,
+        })?;
         let _as_owner = FsIdentity::become_(self.owner);
         let result = match kind {
             TargetType::Directory => {
@@ -148,7 +178,7 @@ impl Rootfs {
             e => ApplyError::io(format!("create {} in the container", inner.display()), e),
         })?;
         self.created.push(Created {
-            parent: parent_fd,
+            parent,
             name: name.to_os_string(),
             kind,
         });
@@ -303,7 +333,15 @@ fn normalized(inner: &Path) -> Result<PathBuf, ApplyError> {
 fn check_target(fd: &impl AsFd, inner: &Path, wanted: TargetType) -> Result<(), ApplyError> {
     let stat = rustix::fs::fstat(fd)
         .map_err(|e| ApplyError::io(format!("stat {}", inner.display()), e))?;
-    let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+    let kind = FileType::from_raw_mode(stat.st_mode);
+    if kind == FileType::Symlink {
+        // Resolution follows links; only an entry swapped after this run created it is one.
+        return Err(ApplyError::Target {
+            path: inner.to_path_buf(),
+            problem: "became a symlink after gpuhook created it".into(),
+        });
+    }
+    let is_dir = kind == FileType::Directory;
     match (wanted, is_dir) {
         (TargetType::NonDirectory, true) => {
             return Err(ApplyError::Target {

@@ -26,7 +26,15 @@ pub struct LdCacheEntry {
 
 /// Parses a whole cache file. Entries keep the cache's order (highest priority first).
 pub fn parse(data: &[u8]) -> Result<Vec<LdCacheEntry>, LdCacheError> {
-    Ok(crate::ldcache::parse(data)?
+    parse_matching(data, |_| true)
+}
+
+/// The entries whose soname `keep` takes (see [`crate::ldcache::parse_matching`]).
+pub fn parse_matching(
+    data: &[u8],
+    keep: impl FnMut(&[u8]) -> bool,
+) -> Result<Vec<LdCacheEntry>, LdCacheError> {
+    Ok(crate::ldcache::parse_matching(data, keep)?
         .entries
         .into_iter()
         .filter(|e| e.flags & FLAG_TYPE_MASK == FLAG_ELF_LIBC6)

@@ -346,10 +346,19 @@ fn read_libraries(
         path: cache_path.clone(),
         message: e.to_string(),
     })?;
-    let entries = ldcache::parse(&data).map_err(|e| InventoryError::LdCache {
-        path: cache_path.clone(),
-        message: e.to_string(),
-    })?;
+    // Only the driver's entries are copied out of the host's (possibly large) cache.
+    let driver_soname = |soname: &[u8]| {
+        catalog::all_library_prefixes().any(|p| {
+            soname
+                .strip_prefix(p.as_bytes())
+                .is_some_and(|rest| rest.first() == Some(&b'.'))
+        })
+    };
+    let entries =
+        ldcache::parse_matching(&data, driver_soname).map_err(|e| InventoryError::LdCache {
+            path: cache_path.clone(),
+            message: e.to_string(),
+        })?;
     let root = root_paths::DriverRoot::open(&config.root)?;
     let version_suffix = format!(".so.{driver_version}");
     let mut libraries: Vec<DriverLibrary> = Vec::new();

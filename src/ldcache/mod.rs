@@ -107,6 +107,16 @@ impl LdCache {
 
 /// Parses a whole cache file (see the module docs for what is refused).
 pub fn parse(data: &[u8]) -> Result<LdCache, LdCacheError> {
+    parse_matching(data, |_| true)
+}
+
+/// Parses a whole cache file, keeping only the entries whose soname `keep` takes (the
+/// inventory wants the driver's few among a host's thousands: the others are checked but
+/// not copied).
+pub fn parse_matching(
+    data: &[u8],
+    mut keep: impl FnMut(&[u8]) -> bool,
+) -> Result<LdCache, LdCacheError> {
     if data.len() > MAX_CACHE_BYTES {
         return Err(LdCacheError::TooLarge("file"));
     }
@@ -128,13 +138,18 @@ pub fn parse(data: &[u8]) -> Result<LdCache, LdCacheError> {
         return Err(LdCacheError::Truncated("entries"));
     }
     let mut strings = Strings { table, copied: 0 };
-    let mut entries = Vec::with_capacity(count);
+    let mut entries = Vec::new();
     for at in (HEADER_LEN..entries_end).step_by(ENTRY_LEN) {
         let entry = &table[at..at + ENTRY_LEN];
+        let soname = strings.slice(read_u32(entry, 4))?;
+        let path = strings.slice(read_u32(entry, 8))?;
+        if !keep(soname) {
+            continue;
+        }
         entries.push(CacheEntry {
             flags: read_u32(entry, 0) as i32,
-            soname: strings.at(read_u32(entry, 4))?,
-            path: strings.at(read_u32(entry, 8))?,
+            soname: strings.copy(soname)?,
+            path: strings.copy(path)?,
             osversion: read_u32(entry, 12),
             hwcap: read_u64(entry, 16),
         });
@@ -239,8 +254,9 @@ struct Strings<'a> {
     copied: usize,
 }
 
-impl Strings<'_> {
-    fn at(&mut self, offset: u32) -> Result<Vec<u8>, LdCacheError> {
+impl<'a> Strings<'a> {
+    /// The string at `offset`, checked (terminated, at most [`MAX_STRING_BYTES`]).
+    fn slice(&self, offset: u32) -> Result<&'a [u8], LdCacheError> {
         let rest = self
             .table
             .get(offset as usize..)
@@ -253,11 +269,21 @@ impl Strings<'_> {
                 n if n > MAX_STRING_BYTES => LdCacheError::TooLarge("string"),
                 _ => LdCacheError::Truncated("unterminated string"),
             })?;
-        self.copied += len;
+        Ok(&rest[..len])
+    }
+
+    /// A copy of `s`, counted against [`MAX_COPIED_BYTES`].
+    fn copy(&mut self, s: &[u8]) -> Result<Vec<u8>, LdCacheError> {
+        self.copied += s.len();
         if self.copied > MAX_COPIED_BYTES {
             return Err(LdCacheError::TooLarge("strings named by the entries"));
         }
-        Ok(rest[..len].to_vec())
+        Ok(s.to_vec())
+    }
+
+    fn at(&mut self, offset: u32) -> Result<Vec<u8>, LdCacheError> {
+        let s = self.slice(offset)?;
+        self.copy(s)
     }
 }
 
