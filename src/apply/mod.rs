@@ -246,23 +246,7 @@ fn attach_all(
     for (entry, detached) in mounts {
         let placed = rootfs
             .mount_target(&entry.container_path, entry.target)
-            .and_then(|rootfs::Target { fd: target, created }| {
-                // The hook run twice for one container finds this very file there already.
-                if !created && detached.is_mounted_at(&target) {
-                    rootfs.rules.add_ours(
-                        placement::mount_id(&target)
-                            .map_err(|e| ApplyError::io("stat a mount".into(), e))?,
-                    );
-                    return Ok(());
-                }
-                rootfs.rules.check(&target, &entry.container_path)?;
-                detached.attach(&target, &entry.container_path)?;
-                let id = detached
-                    .id()
-                    .map_err(|e| ApplyError::io("stat a mount".into(), e))?;
-                rootfs.rules.add_ours(id);
-                Ok(())
-            });
+            .and_then(|target| attach_one(rootfs, entry, detached, target));
         match placed {
             Err(e @ ApplyError::Placement { .. }) if entry.placement == Placement::Optional => {
                 applied.skipped.push(e.to_string());
@@ -277,4 +261,25 @@ fn attach_all(
         proc_mask.attach(&target, proc_target)?;
     }
     Ok(applied)
+}
+
+/// Attaches one mount onto its target, unless this very mount is there already (the hook run
+/// twice for one container), and records it as ours.
+fn attach_one(
+    rootfs: &mut Rootfs,
+    entry: &MountEntry,
+    detached: &DetachedMount,
+    target: rootfs::Target,
+) -> Result<(), ApplyError> {
+    let stat_error = |e| ApplyError::io("stat a mount".into(), e);
+    if !target.created && detached.is_mounted_at(&target.fd) {
+        let id = placement::mount_id(&target.fd).map_err(stat_error)?;
+        rootfs.rules.add_ours(id);
+        return Ok(());
+    }
+    rootfs.rules.check(&target.fd, &entry.container_path)?;
+    detached.attach(&target.fd, &entry.container_path)?;
+    let id = detached.id().map_err(stat_error)?;
+    rootfs.rules.add_ours(id);
+    Ok(())
 }

@@ -151,11 +151,11 @@ impl Rootfs {
         let _as_owner = FsIdentity::become_(self.owner);
         let result = match kind {
             TargetType::Directory => {
-                retry(|| rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)))
+                retry(|| rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o755)))
             }
             TargetType::NonDirectory => retry(|| {
                 rustix::fs::openat(
-                    &parent_fd,
+                    parent_fd,
                     name,
                     OFlags::CREATE
                         | OFlags::EXCL
