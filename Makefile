@@ -31,12 +31,14 @@ test-quick:
 	CI=$${CI:-} cargo test --all-targets
 
 # How the request parse scales with config.json size up to 1 MB (time per entry); the hook's
-# wall time for 1 and 8 simulated GPUs with all capabilities; what a GPU memory cap adds to a
-# start (root, runc).
+# wall time for 1 and 8 simulated GPUs with all capabilities; a create's cost against image
+# size, GPU count, peak RSS, the runtime shim's own work and 64 creates at once; what a GPU
+# memory cap adds to a start (root, runc).
 bench:
 	cargo run --release --example request_scaling
 	cargo build --release --bins
 	bash scripts/bench-hook.sh target/release/gpuhook
+	bash scripts/bench-start.sh target/release/gpuhook
 	bash scripts/bench-caps.sh target/release/gpuhook
 
 # Distro packages of the release build, into target/packages (dpkg-deb; rpmbuild from the rpm
