@@ -1,7 +1,8 @@
 //! The ld cache reader and writer (`/etc/ld.so.cache`: the host's under the driver root, and
 //! the image's, which the hook extends in-process). Whatever the bytes: no panic, bounded
 //! work; a cache that parses takes the driver's entries, and what is written parses back to
-//! the same cache, sorted the way the loader's binary search needs.
+//! the same cache, sorted the way the loader's binary search needs; the in-place splice, where
+//! it applies, gives the very cache the rebuild gives.
 #![no_main]
 use std::cmp::Ordering;
 
@@ -23,10 +24,17 @@ fn driver_entry(soname: &str) -> CacheEntry {
 
 fuzz_target!(|data: &[u8]| {
     let _ = gpuhook::inventory::ldcache::parse(data);
+    let added: Vec<CacheEntry> = SONAMES.iter().map(|s| driver_entry(s)).collect();
+    let spliced = ldcache::add_to_file(data, &added);
     let Ok(mut cache) = ldcache::parse(data) else {
         return;
     };
-    cache.add(SONAMES.iter().map(|s| driver_entry(s)).collect());
+    cache.add(added);
+    // The fast splice, where it applies, gives the rebuild's cache.
+    if let Ok(Some(bytes)) = spliced {
+        let read = ldcache::parse(&bytes).expect("a spliced cache parses");
+        assert_eq!(read, cache, "splice and rebuild differ");
+    }
     let again = ldcache::parse(&ldcache::write(&cache)).expect("a written cache parses");
     assert_eq!(again, cache, "written and read back differ");
     let sorted = again.entries.windows(2).all(|w| {

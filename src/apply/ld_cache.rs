@@ -68,9 +68,21 @@ pub fn update(
     }
     let etc = open_dir(&ldconfig::check_etc(rootfs, ids)?, Path::new("/etc"))?;
     ldconfig::check_dirs(rootfs, dirs)?;
-    let mut cache = match read_image_cache(rootfs, &etc)? {
-        Ok(cache) => cache,
+    // The new cache, made before anything is changed (a cache only ldconfig can take sends
+    // the work there with the rootfs untouched).
+    let added = libraries.iter().map(entry_for).collect();
+    let data = match read_image_cache(rootfs, &etc)? {
+        // No cache: the driver's entries make a new one.
+        Ok(image) => image.unwrap_or_else(|| ldcache::write(&LdCache::default())),
         Err(reason) => return ldconfig_for(reason),
+    };
+    let new_cache = match LdCache::add_to_bytes(&data, added) {
+        Ok(parts) => parts,
+        Err(e) => {
+            return ldconfig_for(format!(
+                "the image's /etc/ld.so.cache is not read in-process: {e}"
+            ))
+        }
     };
     let dir_fds = dirs
         .iter()
@@ -93,10 +105,9 @@ pub fn update(
     for link in links {
         make_link(rootfs, &link)?;
     }
-    cache.add(libraries.iter().map(entry_for).collect());
-    write_cache(&etc, &ldcache::write(&cache), rootfs.owner())?;
+    write_cache(&etc, &new_cache.slices(), rootfs.owner())?;
     Ok(Update::InProcess {
-        entries: cache.entries.len(),
+        entries: ldcache::entry_count(&new_cache.head),
     })
 }
 
@@ -112,13 +123,16 @@ fn entry_for(library: &CachedLibrary) -> CacheEntry {
     }
 }
 
-/// The image's cache (empty when it has none), or why it is left to ldconfig.
-fn read_image_cache(rootfs: &Rootfs, etc: &OwnedFd) -> Result<Result<LdCache, String>, ApplyError> {
+/// The image's cache file (`None` when it has none), or why it is left to ldconfig.
+fn read_image_cache(
+    rootfs: &Rootfs,
+    etc: &OwnedFd,
+) -> Result<Result<Option<Vec<u8>>, String>, ApplyError> {
     let inner = Path::new("/etc/ld.so.cache");
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = match retry(|| rustix::fs::openat(etc, CACHE_NAME, flags, Mode::empty())) {
         Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(Ok(LdCache::default())),
+        Err(Errno::NOENT) => return Ok(Ok(None)),
         Err(Errno::LOOP) => return Ok(Err("the image's /etc/ld.so.cache is a symlink".into())),
         Err(e) => return Err(ApplyError::io(format!("open {}", inner.display()), e)),
     };
@@ -145,8 +159,7 @@ fn read_image_cache(rootfs: &Rootfs, etc: &OwnedFd) -> Result<Result<LdCache, St
             what: format!("read {}", inner.display()),
             source,
         })?;
-    Ok(ldcache::parse(&data)
-        .map_err(|e| format!("the image's /etc/ld.so.cache is not read in-process: {e}")))
+    Ok(Ok(Some(data)))
 }
 
 /// Whether `library`'s soname link must be made (`false`: the image, or an earlier run, has it
@@ -196,9 +209,9 @@ fn make_link(rootfs: &mut Rootfs, link: &Link) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// Writes `bytes` to `/etc/ld.so.cache~` as the container's root and renames it over
-/// `/etc/ld.so.cache`; the temporary file is gone whatever fails.
-fn write_cache(etc: &OwnedFd, bytes: &[u8], owner: (u32, u32)) -> Result<(), ApplyError> {
+/// Writes `parts` (one after the other) to `/etc/ld.so.cache~` as the container's root and
+/// renames it over `/etc/ld.so.cache`; the temporary file is gone whatever fails.
+fn write_cache(etc: &OwnedFd, parts: &[&[u8]], owner: (u32, u32)) -> Result<(), ApplyError> {
     let io = |what: &str, e: Errno| ApplyError::io(format!("{what} /etc/{TEMP_NAME}"), e);
     let _as_owner = FsIdentity::become_(owner);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -216,8 +229,10 @@ fn write_cache(etc: &OwnedFd, bytes: &[u8], owner: (u32, u32)) -> Result<(), App
     let written = rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o644))
         .map_err(|e| io("chmod", e))
         .and_then(|()| {
-            std::fs::File::from(fd)
-                .write_all(bytes)
+            let mut file = std::fs::File::from(fd);
+            parts
+                .iter()
+                .try_for_each(|part| file.write_all(part))
                 .map_err(|source| ApplyError::Io {
                     what: format!("write /etc/{TEMP_NAME}"),
                     source,

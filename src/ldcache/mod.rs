@@ -15,8 +15,10 @@
 //! write, parse again).
 
 pub mod order;
+mod splice;
 mod write;
 
+pub use splice::add_to_file;
 pub use write::write;
 
 /// The largest cache accepted (real ones: 10 KiB to a few MiB for thousands of libraries).
@@ -73,9 +75,14 @@ pub struct CacheEntry {
 impl CacheEntry {
     /// The `glibc-hwcaps` subdirectory index this entry names, if it is such an entry.
     pub fn hwcaps_index(&self) -> Option<usize> {
-        let upper = (self.hwcap >> 32) & !HWCAP_ISA_LEVEL_MASK;
-        (upper == HWCAP_EXTENSION >> 32).then_some((self.hwcap & 0xffff_ffff) as usize)
+        names_subdir(self.hwcap).then_some((self.hwcap & 0xffff_ffff) as usize)
     }
+}
+
+/// Whether an entry's `hwcap` names a `glibc-hwcaps` subdirectory (only the extension bit,
+/// and ISA level bits, above bit 32).
+fn names_subdir(hwcap: u64) -> bool {
+    (hwcap >> 32) & !HWCAP_ISA_LEVEL_MASK == HWCAP_EXTENSION >> 32
 }
 
 /// A whole cache.
@@ -103,6 +110,14 @@ impl LdCache {
         merged.sort_by(|a, b| order::ldconfig_order(a, b, &self.hwcaps_subdirs));
         self.entries = merged;
     }
+}
+
+/// The entry count a cache file's (new-format) header gives; 0 for what is not a cache.
+pub fn entry_count(data: &[u8]) -> usize {
+    find_new_header(data)
+        .ok()
+        .and_then(|base| data.get(base + 20..base + 24))
+        .map_or(0, |count| read_u32(count, 0) as usize)
 }
 
 /// Parses a whole cache file (see the module docs for what is refused).

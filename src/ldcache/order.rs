@@ -55,13 +55,41 @@ fn compare_numbers(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
+/// What ldconfig sorts an entry by.
+#[derive(Clone, Copy)]
+pub struct SortKey<'a> {
+    pub soname: &'a [u8],
+    pub flags: i32,
+    /// Its `glibc-hwcaps` subdirectory's name, for such an entry.
+    pub subdir: Option<&'a [u8]>,
+    pub hwcap: u64,
+    pub osversion: u32,
+}
+
 /// ldconfig's order of two entries in the file (`Less`: `e1` comes first). `subdirs`: the
 /// cache's `glibc-hwcaps` subdirectory names, which entries name by index.
 pub fn ldconfig_order(e1: &CacheEntry, e2: &CacheEntry, subdirs: &[Vec<u8>]) -> Ordering {
-    let subdir = |e: &CacheEntry| e.hwcaps_index().and_then(|i| subdirs.get(i));
-    libcmp(&e2.soname, &e1.soname)
+    key_order(&sort_key(e1, subdirs), &sort_key(e2, subdirs))
+}
+
+fn sort_key<'a>(e: &'a CacheEntry, subdirs: &'a [Vec<u8>]) -> SortKey<'a> {
+    SortKey {
+        soname: &e.soname,
+        flags: e.flags,
+        subdir: e
+            .hwcaps_index()
+            .and_then(|i| subdirs.get(i))
+            .map(Vec::as_slice),
+        hwcap: e.hwcap,
+        osversion: e.osversion,
+    }
+}
+
+/// [`ldconfig_order`] on sort keys.
+pub fn key_order(e1: &SortKey, e2: &SortKey) -> Ordering {
+    libcmp(e2.soname, e1.soname)
         .then(e2.flags.cmp(&e1.flags))
-        .then_with(|| match (subdir(e1), subdir(e2)) {
+        .then_with(|| match (e1.subdir, e2.subdir) {
             // Subdirectory entries come first (the loader stops at the first plain one).
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,

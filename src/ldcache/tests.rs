@@ -236,3 +236,90 @@ fn many_entries_naming_one_long_string_are_bounded() {
         Err(LdCacheError::TooLarge("strings named by the entries"))
     );
 }
+
+/// The splice and the rebuild of `data` with `added`, both read back.
+fn both_ways(data: &[u8], added: Vec<CacheEntry>) -> (Option<LdCache>, LdCache) {
+    let spliced = add_to_file(data, &added)
+        .unwrap()
+        .map(|bytes| parse(&bytes).unwrap());
+    let mut rebuilt = parse(data).unwrap();
+    rebuilt.add(added);
+    (spliced, rebuilt)
+}
+
+fn driver_entries() -> Vec<CacheEntry> {
+    let dir = "/usr/lib/x86_64-linux-gnu";
+    vec![
+        entry(0x0303, "libcuda.so.1", &format!("{dir}/libcuda.so.1")),
+        entry(
+            0x0303,
+            "libnvidia-ml.so.1",
+            &format!("{dir}/libnvidia-ml.so.1"),
+        ),
+        entry(0x0303, "libc.so.6", "/opt/other/libc.so.6"),
+        entry(
+            0x0003,
+            "libcuda.so.1",
+            "/usr/lib/i386-linux-gnu/libcuda.so.1",
+        ),
+        entry(0x0303, "zzz.so.1", "/z/zzz.so.1"),
+        entry(0x0303, "aaa.so.1", "/a/aaa.so.1"),
+    ]
+}
+
+#[test]
+fn splicing_into_a_real_cache_gives_what_a_rebuild_gives() {
+    let data = std::fs::read("/etc/ld.so.cache").unwrap();
+    let (spliced, rebuilt) = both_ways(&data, driver_entries());
+    assert_eq!(
+        spliced.as_ref(),
+        Some(&rebuilt),
+        "the system's cache takes the fast path"
+    );
+    // And into an empty one, and one with a generator only.
+    for generator in [None, Some(b"ldconfig (GNU libc) 2.36".to_vec())] {
+        let empty = write(&LdCache {
+            generator,
+            ..LdCache::default()
+        });
+        let (spliced, rebuilt) = both_ways(&empty, driver_entries());
+        assert_eq!(spliced, Some(rebuilt));
+    }
+}
+
+#[test]
+fn what_the_splice_cannot_take_is_left_to_a_rebuild() {
+    let sorted = LdCache {
+        entries: vec![
+            entry(0x0303, "libz.so.1", "/lib/libz.so.1"),
+            entry(0x0303, "liba.so.1", "/lib/liba.so.1"),
+        ],
+        ..LdCache::default()
+    };
+    let data = write(&sorted);
+    // A path already there (a second run).
+    let again = vec![entry(0x0303, "liba.so.1", "/lib/liba.so.1")];
+    assert_eq!(add_to_file(&data, &again).unwrap(), None);
+    // Entries out of the loader's order.
+    let mut unsorted = sorted.clone();
+    unsorted.entries.reverse();
+    assert_eq!(
+        add_to_file(&write(&unsorted), &driver_entries()).unwrap(),
+        None
+    );
+    // A glibc-hwcaps subdirectory.
+    let mut hwcaps = sorted.clone();
+    hwcaps.hwcaps_subdirs = vec![b"x86-64-v3".to_vec()];
+    hwcaps.entries[0].hwcap = HWCAP_EXTENSION;
+    assert_eq!(
+        add_to_file(&write(&hwcaps), &driver_entries()).unwrap(),
+        None
+    );
+    // Each way, the bytes come out as the rebuild's.
+    for cache in [sorted, unsorted, hwcaps] {
+        let data = write(&cache);
+        let bytes = LdCache::add_to_bytes(&data, driver_entries()).unwrap().concat();
+        let (_, rebuilt) = both_ways(&data, driver_entries());
+        assert_eq!(parse(&bytes).unwrap(), rebuilt);
+    }
+}

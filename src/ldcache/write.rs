@@ -54,14 +54,20 @@ pub fn write(cache: &LdCache) -> Vec<u8> {
     out.extend(body);
     out.extend(strings);
     if extension_at != 0 {
-        write_extension(&mut out, extension_at, &sections);
+        write_extension(&mut out, 0, extension_at, &sections);
     }
     out
 }
 
-/// The directory (magic, count, one descriptor per section) then each section, 4-aligned.
-fn write_extension(out: &mut Vec<u8>, at: usize, sections: &[(u32, Vec<u8>)]) {
-    out.resize(at, 0);
+/// The directory (magic, count, one descriptor per section) then each section, 4-aligned, at
+/// file offset `at`; `out` holds the file from offset `base` on.
+pub(super) fn write_extension(
+    out: &mut Vec<u8>,
+    base: usize,
+    at: usize,
+    sections: &[(u32, Vec<u8>)],
+) {
+    out.resize(at - base, 0);
     out.extend_from_slice(&EXTENSION_MAGIC.to_ne_bytes());
     out.extend_from_slice(&(sections.len() as u32).to_ne_bytes());
     let mut data_at = at + 8 + 16 * sections.len();
@@ -73,7 +79,7 @@ fn write_extension(out: &mut Vec<u8>, at: usize, sections: &[(u32, Vec<u8>)]) {
         data_at += data.len();
     }
     for (_, data) in sections {
-        out.resize(align4(out.len()), 0);
+        out.resize(align4(base + out.len()) - base, 0);
         out.extend_from_slice(data);
     }
 }

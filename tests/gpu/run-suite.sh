@@ -172,7 +172,7 @@ stats() { sort -n | awk '{ a[NR] = $1 } END { printf "median %.1f ms, worst %.1f
 hook_ms() { grep -o 'elapsed_ms=[0-9.]*' "$work/hook.log" | cut -d= -f2; }
 echo "hook's own wall time:   $(hook_ms | stats 1)"
 echo "hook process, exec to exit (timed-exec): $(cut -d' ' -f1 "$work/hook-process.txt" | stats 1000)"
-echo "hook's peak RSS (KiB, itself and any child): $(grep -o ' max_rss_kib=[0-9]*' "$work/hook.log" | cut -d= -f2 | sort -n | awk '{ a[NR] = $1 } END { printf "median %d, worst %d (n=%d)", a[int((NR + 1) / 2)], a[NR], NR }')"
+echo "hook's peak RSS (KiB, its own VmHWM): $(grep -o ' max_rss_kib=[0-9]*' "$work/hook.log" | cut -d= -f2 | sort -n | awk '{ a[NR] = $1 } END { printf "median %d, worst %d (n=%d)", a[int((NR + 1) / 2)], a[NR], NR }')"
 echo "ld cache updates: $(grep -o ' ldcache=[a-z-]*' "$work/hook.log" | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
 echo "runc run with gpuhook:  $(stats 1000 < "$work/runc-yes.us")"
 echo "runc run without hook:  $(stats 1000 < "$work/runc-no.us")"

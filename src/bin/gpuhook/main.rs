@@ -314,14 +314,13 @@ fn oci_hook(config: &Config, log: &Log, started: std::time::Instant) -> ExitCode
     }
 }
 
-/// The peak resident set of this process and of any child it waited for (KiB), for the log.
+/// The peak resident set of this process (KiB), for the log: the high-water mark of its own
+/// memory since exec (`VmHWM`). `getrusage`'s `ru_maxrss` would not do: it keeps the peak of
+/// the process before exec, the runtime (runc's ~10 MB) that forked the hook.
 fn peak_rss_kib() -> Option<u64> {
-    let peak = |who| {
-        // SAFETY: getrusage fills the struct it is given; zeroed is a valid start.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        (unsafe { libc::getrusage(who, &mut usage) } == 0).then_some(usage.ru_maxrss.max(0) as u64)
-    };
-    Some(peak(libc::RUSAGE_SELF)?.max(peak(libc::RUSAGE_CHILDREN).unwrap_or(0)))
+    use procfs::FromRead;
+    let status = procfs::process::Status::from_file("/proc/self/status").ok()?;
+    status.vmhwm
 }
 
 /// A binary installed next to this one, else `fallback`.
