@@ -23,6 +23,23 @@ pub fn write_atomically(
     mode: Mode,
     create_parents: bool,
 ) -> std::io::Result<()> {
+    replace(path, bytes, mode, create_parents, true)
+}
+
+/// [`write_atomically`] without the flush to disk, for a file that does not outlive what it
+/// is for (a bundle's `config.json` the shim edits: a crash takes the container with it).
+/// An fsync there waits for every other dirty page of the filesystem, often milliseconds.
+pub fn replace_transient(path: &Path, bytes: &[u8], mode: Mode) -> std::io::Result<()> {
+    replace(path, bytes, mode, false, false)
+}
+
+fn replace(
+    path: &Path,
+    bytes: &[u8],
+    mode: Mode,
+    create_parents: bool,
+    durable: bool,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -32,7 +49,9 @@ pub fn write_atomically(
     }
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(bytes)?;
-    file.as_file().sync_all()?;
+    if durable {
+        file.as_file().sync_all()?;
+    }
     let mode = match mode {
         Mode::Exactly(mode) => mode,
         Mode::KeepOr(default) => std::fs::metadata(path)

@@ -318,7 +318,9 @@ fn what_the_splice_cannot_take_is_left_to_a_rebuild() {
     // Each way, the bytes come out as the rebuild's.
     for cache in [sorted, unsorted, hwcaps] {
         let data = write(&cache);
-        let bytes = LdCache::add_to_bytes(&data, driver_entries()).unwrap().concat();
+        let bytes = LdCache::add_to_bytes(&data, driver_entries())
+            .unwrap()
+            .concat();
         let (_, rebuilt) = both_ways(&data, driver_entries());
         assert_eq!(parse(&bytes).unwrap(), rebuilt);
     }

@@ -270,7 +270,7 @@ fn write_atomically(path: &Path, tree: &Value, pretty: bool) -> std::io::Result<
     } else {
         serde_json::to_vec(tree)?
     };
-    crate::fsutil::write_atomically(path, &bytes, crate::fsutil::Mode::KeepOr(0o644), false)
+    crate::fsutil::replace_transient(path, &bytes, crate::fsutil::Mode::KeepOr(0o644))
 }
 
 /// The low-level runtime to exec: the first of `runtimes` that exists.
