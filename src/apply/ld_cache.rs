@@ -226,6 +226,11 @@ fn write_cache(etc: &OwnedFd, parts: &[&[u8]], owner: (u32, u32)) -> Result<(), 
         other => other,
     }
     .map_err(|e| io("create", e))?;
+    // Blocks allocated up front: ext4 flushes a delay-allocated file renamed over another
+    // (its auto_da_alloc), which made replacing a large image's cache cost milliseconds.
+    // Best effort: a filesystem without fallocate gets the plain write.
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let _ = rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, len as u64);
     let written = rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o644))
         .map_err(|e| io("chmod", e))
         .and_then(|()| {
