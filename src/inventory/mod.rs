@@ -6,6 +6,7 @@
 pub mod container_layout;
 pub mod cuda_compat;
 pub mod drm;
+mod files;
 mod gpus;
 pub mod ldcache;
 pub mod mig;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::catalog;
 use crate::config::DriverConfig;
 use drm::device_node;
+use files::DriverFiles;
 pub use gpus::{Gpu, UnusableGpu};
 pub use mig::MigInventory;
 pub use proc_driver::GpuInformation;
@@ -63,47 +65,6 @@ pub struct InventoryNeeds {
     /// Only what names the device nodes (the runtime shim's need): no libraries (unless `mig`
     /// needs NVML), utilities, firmware, sockets or graphics files are looked for.
     pub devices_only: bool,
-}
-
-/// The driver's files besides its libraries (see [`Inventory`]'s fields of these names).
-#[derive(Debug, Default)]
-struct DriverFiles {
-    binaries: Utilities,
-    skipped_binaries: Utilities,
-    firmware: Vec<HostFile>,
-    ipc: Vec<HostFile>,
-    mps_pipe_dir: Option<HostFile>,
-    support_files: Vec<SupportFile>,
-}
-
-impl DriverFiles {
-    fn read(
-        config: &DriverConfig,
-        libraries: &[DriverLibrary],
-        driver_version: &str,
-    ) -> Result<DriverFiles, InventoryError> {
-        let root = root_paths::DriverRoot::open(&config.root)?;
-        let (binaries, skipped_binaries) = find_binaries(&root, config);
-        let found = |path: &Path, want_dir: bool| {
-            root.existing(path)
-                .filter(|host_path| host_path.is_dir() == want_dir)
-                .map(|host_path| HostFile {
-                    host_path,
-                    container_path: path.to_path_buf(),
-                })
-        };
-        Ok(DriverFiles {
-            binaries,
-            skipped_binaries,
-            firmware: read_firmware(&root, config, driver_version),
-            ipc: [catalog::PERSISTENCED_SOCKET, catalog::FABRICMANAGER_SOCKET]
-                .iter()
-                .filter_map(|path| found(Path::new(path), false))
-                .collect(),
-            mps_pipe_dir: found(&config.mps_pipe_dir, true),
-            support_files: support::find(&root, config, libraries, driver_version),
-        })
-    }
 }
 
 /// A device node on the host.
@@ -300,22 +261,6 @@ impl Inventory {
     }
 }
 
-/// Each utility's first ELF executable in `driver.binary-dirs`; and, for a utility with none,
-/// the first non-ELF file of its name (a host wrapper script, skipped on purpose).
-fn find_binaries(root: &root_paths::DriverRoot, config: &DriverConfig) -> (Utilities, Utilities) {
-    let mut found = Vec::new();
-    let mut skipped = Vec::new();
-    for name in catalog::all_binaries() {
-        let candidates = || config.binary_dirs.iter().map(|dir| dir.join(name));
-        if let Some(path) = candidates().find_map(|path| root.elf_executable(&path)) {
-            found.push((name, path));
-        } else if let Some(path) = candidates().find_map(|path| root.regular_file(&path)) {
-            skipped.push((name, path));
-        }
-    }
-    (found, skipped)
-}
-
 /// The channel nodes the IMEX daemon's driver created, `channel0`, `channel1`, ...
 fn read_imex_channels(dev_root: &Path) -> Vec<(u32, DeviceNode)> {
     let Ok(entries) = std::fs::read_dir(dev_root.join(IMEX_CHANNEL_DIR)) else {
@@ -412,40 +357,4 @@ fn read_libraries(
         });
     }
     Ok(libraries)
-}
-
-fn read_firmware(
-    root: &root_paths::DriverRoot,
-    config: &DriverConfig,
-    version: &str,
-) -> Vec<HostFile> {
-    let mut firmware: Vec<HostFile> = Vec::new();
-    for dir in &config.firmware_dirs {
-        let version_dir = dir.join("nvidia").join(version);
-        let Some(host_dir) = root.existing(&version_dir) else {
-            continue;
-        };
-        let Ok(entries) = std::fs::read_dir(&host_dir) else {
-            continue;
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.starts_with("gsp") && n.ends_with(".bin"))
-            .collect();
-        names.sort();
-        for name in names {
-            let container_path = Path::new("/lib/firmware/nvidia").join(version).join(&name);
-            if firmware.iter().any(|f| f.container_path == container_path) {
-                continue;
-            }
-            if let Some(host_path) = root.regular_file(&version_dir.join(&name)) {
-                firmware.push(HostFile {
-                    host_path,
-                    container_path,
-                });
-            }
-        }
-    }
-    firmware
 }

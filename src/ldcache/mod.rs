@@ -132,22 +132,13 @@ pub fn parse_matching(
     data: &[u8],
     mut keep: impl FnMut(&[u8]) -> bool,
 ) -> Result<LdCache, LdCacheError> {
-    if data.len() > MAX_CACHE_BYTES {
-        return Err(LdCacheError::TooLarge("file"));
-    }
-    let base = find_new_header(data)?;
+    let Header {
+        base,
+        count,
+        extension_at,
+        ..
+    } = Header::read(data)?;
     let table = &data[base..];
-    let header = table
-        .get(..HEADER_LEN)
-        .ok_or(LdCacheError::Truncated("header"))?;
-    let flags = header[28];
-    if flags != 0 && flags & ENDIAN_MASK != ENDIAN_CURRENT {
-        return Err(LdCacheError::WrongEndian);
-    }
-    let count = read_u32(header, 20) as usize;
-    if count > MAX_ENTRIES {
-        return Err(LdCacheError::TooLarge("entry count"));
-    }
     let entries_end = HEADER_LEN + count * ENTRY_LEN;
     if entries_end > table.len() {
         return Err(LdCacheError::Truncated("entries"));
@@ -169,7 +160,7 @@ pub fn parse_matching(
             hwcap: read_u64(entry, 16),
         });
     }
-    let (generator, hwcaps_subdirs) = match read_u32(header, 32) as usize {
+    let (generator, hwcaps_subdirs) = match extension_at {
         0 => (None, Vec::new()),
         offset => read_extension(data, offset, &mut strings)?,
     };
@@ -187,6 +178,43 @@ pub fn parse_matching(
         hwcaps_subdirs,
         generator,
     })
+}
+
+/// A new-format header's fields, checked: the file within [`MAX_CACHE_BYTES`], this byte
+/// order, at most [`MAX_ENTRIES`] entries.
+pub(crate) struct Header {
+    /// Where the new-format part starts (after an old-format block, if any).
+    pub base: usize,
+    pub count: usize,
+    pub len_strings: usize,
+    /// From the start of the file; 0: none.
+    pub extension_at: usize,
+}
+
+impl Header {
+    pub(crate) fn read(data: &[u8]) -> Result<Header, LdCacheError> {
+        if data.len() > MAX_CACHE_BYTES {
+            return Err(LdCacheError::TooLarge("file"));
+        }
+        let base = find_new_header(data)?;
+        let header = data[base..]
+            .get(..HEADER_LEN)
+            .ok_or(LdCacheError::Truncated("header"))?;
+        let flags = header[28];
+        if flags != 0 && flags & ENDIAN_MASK != ENDIAN_CURRENT {
+            return Err(LdCacheError::WrongEndian);
+        }
+        let count = read_u32(header, 20) as usize;
+        if count > MAX_ENTRIES {
+            return Err(LdCacheError::TooLarge("entry count"));
+        }
+        Ok(Header {
+            base,
+            count,
+            len_strings: read_u32(header, 24) as usize,
+            extension_at: read_u32(header, 32) as usize,
+        })
+    }
 }
 
 /// The extension's generator name and `glibc-hwcaps` subdirectory names.

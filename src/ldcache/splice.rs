@@ -15,9 +15,8 @@ use std::cmp::Ordering;
 use super::order::{key_order, SortKey};
 use super::write::write_extension;
 use super::{
-    find_new_header, names_subdir, read_u32, read_u64, CacheEntry, LdCache, LdCacheError,
-    ENDIAN_CURRENT, ENDIAN_MASK, ENTRY_LEN, EXTENSION_MAGIC, HEADER_LEN, MAX_CACHE_BYTES,
-    MAX_ENTRIES, MAX_STRING_BYTES, TAG_GENERATOR,
+    names_subdir, read_u32, read_u64, CacheEntry, Header, LdCache, LdCacheError, ENDIAN_CURRENT,
+    ENTRY_LEN, EXTENSION_MAGIC, HEADER_LEN, MAX_STRING_BYTES, TAG_GENERATOR,
 };
 
 /// A cache file in three pieces, written one after the other: the old string table is not
@@ -65,29 +64,19 @@ pub fn splice_parts<'a>(
     data: &'a [u8],
     added: &[CacheEntry],
 ) -> Result<Option<Parts<'a>>, LdCacheError> {
-    if data.len() > MAX_CACHE_BYTES {
-        return Err(LdCacheError::TooLarge("file"));
-    }
-    let base = find_new_header(data)?;
+    let Header {
+        base,
+        count,
+        len_strings,
+        extension_at,
+    } = Header::read(data)?;
     let file = &data[base..];
-    let header = file
-        .get(..HEADER_LEN)
-        .ok_or(LdCacheError::Truncated("header"))?;
-    let flags = header[28];
-    if flags != 0 && flags & ENDIAN_MASK != ENDIAN_CURRENT {
-        return Err(LdCacheError::WrongEndian);
-    }
-    let count = read_u32(header, 20) as usize;
-    if count > MAX_ENTRIES {
-        return Err(LdCacheError::TooLarge("entry count"));
-    }
     let strings_at = HEADER_LEN + count * ENTRY_LEN;
     let table = Table {
         file,
         strings_at,
-        strings_end: strings_at.saturating_add(read_u32(header, 24) as usize),
+        strings_end: strings_at.saturating_add(len_strings),
     };
-    let extension_at = read_u32(header, 32) as usize;
     // Offsets into an old-format file's extension count from the file's start: take only a
     // new-format file's, or none.
     if table.strings_end > file.len()
