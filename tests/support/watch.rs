@@ -239,8 +239,22 @@ fn without_test_mounts(mounts: BTreeSet<String>) -> BTreeSet<String> {
             let point = m.split(' ').next().unwrap_or("");
             !ours.iter().any(|p| Path::new(point) == p)
                 && !ENGINE_MOUNTS.iter().any(|prefix| point.starts_with(prefix))
+                && !is_runc_binary_clone(point)
         })
         .collect()
+}
+
+/// runc's own read-only copy of its binary, which it mounts in its state directory while it
+/// starts a container (`<bundle>/runc-state/<id>/runc.XXXXXX`, CVE-2019-5736's protection):
+/// another test's container starting while this one looks. The hook never mounts there.
+fn is_runc_binary_clone(point: &str) -> bool {
+    let path = Path::new(point);
+    point.starts_with("/tmp/gpuhook-bundle-")
+        && point.contains("/runc-state/")
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("runc."))
 }
 
 /// `/etc` without the subtrees that container engines and package tests of other suites on
