@@ -267,6 +267,8 @@ fn etc_fingerprint() -> BTreeSet<String> {
         "gpuhook",
         "crio",
         "containers",
+        // Podman's network lock, made by its first container on a fresh machine.
+        "cni",
     ];
     tree_fingerprint(Path::new("/etc"))
         .into_iter()
