@@ -371,18 +371,14 @@ out()
 out("3. Peak RSS (from the same runs)")
 labels = {"a8": f"(a) busybox, {'all' if REAL else 8} GPUs", "b8": f"(b) + {NLIBS} libraries",
           "a1": "(a) busybox, 1 GPU"}
-rss = {name: log_fields(logs[name], "max_rss_kib") for name in logs}
-if any(rss.values()):
-    for name in logs:
-        out(f"   max_rss_kib {labels[name]:28} {stats(rss[name], 'KiB', '%.0f')}")
-else:
-    out("   max_rss_kib not logged by this build")
-ld_rss = {name: log_fields(logs[name], "ldconfig_max_rss_kib") for name in logs}
-if any(ld_rss.values()):
-    for name in logs:
-        out(f"   ldconfig_max_rss_kib {labels[name]:19} {stats(ld_rss[name], 'KiB', '%.0f')}")
-else:
-    out("   ldconfig_max_rss_kib not logged")
+for field, width, missing in (("max_rss_kib", 28, "max_rss_kib not logged by this build"),
+                              ("ldconfig_max_rss_kib", 19, "ldconfig_max_rss_kib not logged")):
+    values = {name: log_fields(logs[name], field) for name in logs}
+    if any(values.values()):
+        for name in logs:
+            out(f"   {field} {labels[name]:{width}} {stats(values[name], 'KiB', '%.0f')}")
+    else:
+        out(f"   {missing}")
 out()
 
 # ---- part 4: the shim's own cost ---------------------------------------------------------

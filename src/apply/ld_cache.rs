@@ -67,7 +67,15 @@ pub fn update(
         return ldconfig_for(format!("{} holds the image's own libraries", dir.display()));
     }
     let etc = open_dir(&ldconfig::check_etc(rootfs, ids)?, Path::new("/etc"))?;
-    ldconfig::check_dirs(rootfs, dirs)?;
+    // Each indexed directory on the image's own filesystem, opened once.
+    let dir_fds = dirs
+        .iter()
+        .map(|dir| {
+            let fd = resolve_in_root(rootfs.fd(), dir).map_err(|e| resolve_error(dir, e))?;
+            rootfs.rules.check(&fd, dir)?;
+            Ok((dir, open_dir(&fd, dir)?))
+        })
+        .collect::<Result<Vec<_>, ApplyError>>()?;
     // The new cache, made before anything is changed (a cache only ldconfig can take sends
     // the work there with the rootfs untouched).
     let added = libraries.iter().map(entry_for).collect();
@@ -84,13 +92,6 @@ pub fn update(
             ))
         }
     };
-    let dir_fds = dirs
-        .iter()
-        .map(|dir| {
-            let fd = resolve_in_root(rootfs.fd(), dir).map_err(|e| resolve_error(dir, e))?;
-            Ok((dir, open_dir(&fd, dir)?))
-        })
-        .collect::<Result<Vec<_>, ApplyError>>()?;
     let mut links = Vec::new();
     for library in libraries.iter().filter(|l| l.soname != l.file_name) {
         let Some((_, dir)) = dir_fds.iter().find(|(d, _)| **d == library.dir) else {

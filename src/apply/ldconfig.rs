@@ -214,7 +214,7 @@ pub(super) fn check_etc(rootfs: &Rootfs, ids: (u32, u32)) -> Result<OwnedFd, App
 }
 
 /// The indexed directories that exist are on the image's own filesystem.
-pub(super) fn check_dirs(rootfs: &Rootfs, dirs: &[PathBuf]) -> Result<(), ApplyError> {
+fn check_dirs(rootfs: &Rootfs, dirs: &[PathBuf]) -> Result<(), ApplyError> {
     for dir in dirs {
         if let Ok(fd) = resolve_in_root(rootfs.fd(), dir) {
             rootfs.rules.check(&fd, dir)?;

@@ -114,10 +114,7 @@ impl LdCache {
 
 /// The entry count a cache file's (new-format) header gives; 0 for what is not a cache.
 pub fn entry_count(data: &[u8]) -> usize {
-    find_new_header(data)
-        .ok()
-        .and_then(|base| data.get(base + 20..base + 24))
-        .map_or(0, |count| read_u32(count, 0) as usize)
+    Header::read(data).map_or(0, |header| header.count)
 }
 
 /// Parses a whole cache file (see the module docs for what is refused).
@@ -291,6 +288,22 @@ fn find_new_header(data: &[u8]) -> Result<usize, LdCacheError> {
     }
 }
 
+/// The NUL-terminated string at `offset` in `table`, of at most [`MAX_STRING_BYTES`].
+fn c_string(table: &[u8], offset: u32) -> Result<&[u8], LdCacheError> {
+    let rest = table
+        .get(offset as usize..)
+        .ok_or(LdCacheError::Truncated("string offset"))?;
+    let window = &rest[..rest.len().min(MAX_STRING_BYTES + 1)];
+    let len = window
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or(match window.len() {
+            n if n > MAX_STRING_BYTES => LdCacheError::TooLarge("string"),
+            _ => LdCacheError::Truncated("unterminated string"),
+        })?;
+    Ok(&rest[..len])
+}
+
 /// The string table (offsets count from the new header), and how much was copied out of it.
 struct Strings<'a> {
     table: &'a [u8],
@@ -298,21 +311,9 @@ struct Strings<'a> {
 }
 
 impl<'a> Strings<'a> {
-    /// The string at `offset`, checked (terminated, at most [`MAX_STRING_BYTES`]).
+    /// The string at `offset`, checked (see [`c_string`]).
     fn slice(&self, offset: u32) -> Result<&'a [u8], LdCacheError> {
-        let rest = self
-            .table
-            .get(offset as usize..)
-            .ok_or(LdCacheError::Truncated("string offset"))?;
-        let window = &rest[..rest.len().min(MAX_STRING_BYTES + 1)];
-        let len = window
-            .iter()
-            .position(|b| *b == 0)
-            .ok_or(match window.len() {
-                n if n > MAX_STRING_BYTES => LdCacheError::TooLarge("string"),
-                _ => LdCacheError::Truncated("unterminated string"),
-            })?;
-        Ok(&rest[..len])
+        c_string(self.table, offset)
     }
 
     /// A copy of `s`, counted against [`MAX_COPIED_BYTES`].

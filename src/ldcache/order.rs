@@ -72,7 +72,8 @@ pub fn ldconfig_order(e1: &CacheEntry, e2: &CacheEntry, subdirs: &[Vec<u8>]) -> 
     key_order(&sort_key(e1, subdirs), &sort_key(e2, subdirs))
 }
 
-fn sort_key<'a>(e: &'a CacheEntry, subdirs: &'a [Vec<u8>]) -> SortKey<'a> {
+/// An entry's sort key; `subdirs` names its `glibc-hwcaps` subdirectory, if any.
+pub fn sort_key<'a>(e: &'a CacheEntry, subdirs: &'a [Vec<u8>]) -> SortKey<'a> {
     SortKey {
         soname: &e.soname,
         flags: e.flags,

@@ -12,11 +12,11 @@
 
 use std::cmp::Ordering;
 
-use super::order::{key_order, SortKey};
+use super::order::{key_order, sort_key, SortKey};
 use super::write::write_extension;
 use super::{
-    names_subdir, read_u32, read_u64, CacheEntry, Header, LdCache, LdCacheError, ENDIAN_CURRENT,
-    ENTRY_LEN, EXTENSION_MAGIC, HEADER_LEN, MAX_STRING_BYTES, TAG_GENERATOR,
+    c_string, names_subdir, read_extension, read_u32, read_u64, CacheEntry, Header, LdCache,
+    LdCacheError, Strings, ENDIAN_CURRENT, ENTRY_LEN, HEADER_LEN, TAG_GENERATOR,
 };
 
 /// A cache file in three pieces, written one after the other: the old string table is not
@@ -86,14 +86,22 @@ pub fn splice_parts<'a>(
     {
         return Ok(None);
     }
+    // Only a generator section is taken (the rebuild decides on anything else).
     let generator = match extension_at {
         0 => None,
-        at => match generator_only(file, at) {
-            Some(generator) => generator,
-            None => return Ok(None),
+        at => match read_extension(
+            file,
+            at,
+            &mut Strings {
+                table: file,
+                copied: 0,
+            },
+        ) {
+            Ok((generator, subdirs)) if subdirs.is_empty() => generator,
+            _ => return Ok(None),
         },
     };
-    Ok(Some(splice(&table, added, generator)))
+    Ok(Some(splice(&table, added, generator.as_deref())))
 }
 
 /// One entry of the file, borrowed.
@@ -119,16 +127,6 @@ impl Entry<'_> {
     }
 }
 
-fn key(e: &CacheEntry) -> SortKey<'_> {
-    SortKey {
-        soname: &e.soname,
-        flags: e.flags,
-        subdir: None,
-        hwcap: e.hwcap,
-        osversion: e.osversion,
-    }
-}
-
 /// An image's entries, read in place.
 struct Table<'a> {
     file: &'a [u8],
@@ -139,12 +137,10 @@ struct Table<'a> {
 impl<'a> Table<'a> {
     /// The string at `offset`: inside the string table, terminated, of bounded length.
     fn string(&self, offset: u32) -> Option<&'a [u8]> {
-        let offset = offset as usize;
-        if offset < self.strings_at || offset >= self.strings_end {
+        if (offset as usize) < self.strings_at {
             return None;
         }
-        let rest = &self.file[offset..self.strings_end.min(offset + MAX_STRING_BYTES + 1)];
-        rest.iter().position(|b| *b == 0).map(|len| &rest[..len])
+        c_string(&self.file[..self.strings_end], offset).ok()
     }
 
     /// Each entry, `None` for one this splice does not take (bad strings, `glibc-hwcaps`).
@@ -187,26 +183,6 @@ impl<'a> Table<'a> {
     }
 }
 
-/// The generator's bytes when the extension holds that section only (`Some(None)`: no
-/// sections); `None` for anything else.
-fn generator_only(file: &[u8], at: usize) -> Option<Option<&[u8]>> {
-    let head = file.get(at..at.saturating_add(8))?;
-    if at % 4 != 0 || read_u32(head, 0) != EXTENSION_MAGIC {
-        return None;
-    }
-    let section = match read_u32(head, 4) {
-        0 => return Some(None),
-        1 => file.get(at + 8..at + 24)?,
-        _ => return None,
-    };
-    let (data_at, size) = (
-        read_u32(section, 8) as usize,
-        read_u32(section, 12) as usize,
-    );
-    let bytes = file.get(data_at..data_at.saturating_add(size))?;
-    (read_u32(section, 0) == TAG_GENERATOR).then_some(Some(bytes))
-}
-
 /// The new file: header and merged table, old strings, new strings and extension.
 fn splice<'a>(table: &Table<'a>, added: &[CacheEntry], generator: Option<&[u8]>) -> Parts<'a> {
     let count = (table.strings_at - HEADER_LEN) / ENTRY_LEN + added.len();
@@ -215,7 +191,7 @@ fn splice<'a>(table: &Table<'a>, added: &[CacheEntry], generator: Option<&[u8]>)
     let new_strings_at = HEADER_LEN + count * ENTRY_LEN + old_strings.len();
     // The added entries in order (stable: equal ones keep theirs), with their strings.
     let mut order: Vec<&CacheEntry> = added.iter().collect();
-    order.sort_by(|a, b| key_order(&key(a), &key(b)));
+    order.sort_by(|a, b| key_order(&sort_key(a, &[]), &sort_key(b, &[])));
     let mut tail = Vec::new();
     let mut rows = Vec::with_capacity(order.len());
     for entry in order {
@@ -244,7 +220,7 @@ fn splice<'a>(table: &Table<'a>, added: &[CacheEntry], generator: Option<&[u8]>)
     for entry in table.entries().flatten() {
         // Each added entry goes before the first existing one it does not sort after.
         while let Some(row) =
-            next.next_if(|row| key_order(&entry.key(), &key(row.0)) != Ordering::Less)
+            next.next_if(|row| key_order(&entry.key(), &sort_key(row.0, &[])) != Ordering::Less)
         {
             push_added(&mut head, row);
         }
