@@ -282,6 +282,16 @@ fn read_imex_channels(dev_root: &Path) -> Vec<(u32, DeviceNode)> {
 /// Where IMEX channel nodes live under `/dev`.
 pub const IMEX_CHANNEL_DIR: &str = "nvidia-caps-imex-channels";
 
+/// The catalog prefix a driver library's soname starts with (`libcuda.so` for
+/// `libcuda.so.1`), if it is one.
+fn library_prefix(soname: &[u8]) -> Option<&'static str> {
+    catalog::all_library_prefixes().find(|p| {
+        soname
+            .strip_prefix(p.as_bytes())
+            .is_some_and(|rest| rest.first() == Some(&b'.'))
+    })
+}
+
 fn read_libraries(
     config: &DriverConfig,
     driver_version: &str,
@@ -292,15 +302,8 @@ fn read_libraries(
         message: e.to_string(),
     })?;
     // Only the driver's entries are copied out of the host's (possibly large) cache.
-    let driver_soname = |soname: &[u8]| {
-        catalog::all_library_prefixes().any(|p| {
-            soname
-                .strip_prefix(p.as_bytes())
-                .is_some_and(|rest| rest.first() == Some(&b'.'))
-        })
-    };
-    let entries =
-        ldcache::parse_matching(&data, driver_soname).map_err(|e| InventoryError::LdCache {
+    let entries = ldcache::parse_matching(&data, |soname| library_prefix(soname).is_some())
+        .map_err(|e| InventoryError::LdCache {
             path: cache_path.clone(),
             message: e.to_string(),
         })?;
@@ -314,12 +317,7 @@ fn read_libraries(
             crate::arch::LibraryAbi::Compat32 => false,
             crate::arch::LibraryAbi::Foreign => continue,
         };
-        let Some(prefix) = catalog::all_library_prefixes().find(|p| {
-            entry
-                .soname
-                .strip_prefix(p)
-                .is_some_and(|rest| rest.starts_with('.'))
-        }) else {
+        let Some(prefix) = library_prefix(entry.soname.as_bytes()) else {
             continue;
         };
         let Some(host_path) = root.regular_file(&entry.path) else {
