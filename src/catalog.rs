@@ -60,10 +60,13 @@ pub fn binaries(capability: DriverCapability) -> &'static [&'static str] {
             "nvidia-persistenced",
             "nv-fabricmanager",
         ],
-        DriverCapability::Compute => &["nvidia-cuda-mps-control", "nvidia-cuda-mps-server"],
+        DriverCapability::Compute => &[MPS_CONTROL, "nvidia-cuda-mps-server"],
         _ => &[],
     }
 }
+
+/// The MPS control daemon (a memory cap may start one).
+pub const MPS_CONTROL: &str = "nvidia-cuda-mps-control";
 
 /// Every library prefix of every capability.
 pub fn all_library_prefixes() -> impl Iterator<Item = &'static str> {

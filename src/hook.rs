@@ -13,7 +13,8 @@ use crate::memcap::{self, CapError};
 use crate::plan::{self, ContainerLayout, PlanError};
 use crate::request::memory::MemoryLimit;
 use crate::request::{
-    self, ContainerFacts, ContainerRequest, RequestError, RequestPolicy, RequirementKey,
+    self, CapabilitySet, ContainerFacts, ContainerRequest, RequestError, RequestPolicy,
+    RequirementKey,
 };
 use crate::vendor::{self, VendorError, VendorPlan};
 
@@ -155,6 +156,8 @@ fn run_nvidia(
         gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
         mig: request.needs_mig(),
         devices_only: false,
+        capabilities: Some(CapabilitySet::of(&request.capabilities)),
+        mps_daemon: true,
     };
     let inventory = Inventory::read(&config.driver, needs)?;
     let mut plan = plan::plan(request, &inventory, layout)?;

@@ -277,7 +277,10 @@ fn attach_one(
         rootfs.rules.add_ours(id);
         return Ok(());
     }
-    rootfs.rules.check(&target.fd, &entry.container_path)?;
+    // A target this run created is on its checked parent's mount (see `Rootfs::open_or_create`).
+    if !target.created {
+        rootfs.rules.check(&target.fd, &entry.container_path)?;
+    }
     detached.attach(&target.fd, &entry.container_path)?;
     let id = detached.id().map_err(stat_error)?;
     rootfs.rules.add_ours(id);

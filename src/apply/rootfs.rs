@@ -8,6 +8,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -24,7 +25,7 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// An entry this run created: the directory it is in, its name, what it is.
 pub struct Created {
-    parent: OwnedFd,
+    parent: Rc<OwnedFd>,
     name: OsString,
     kind: TargetType,
 }
@@ -43,7 +44,7 @@ pub struct Rootfs {
     /// Parent directories of file targets already opened and checked in this run (libraries
     /// share a few): a fd pins the directory itself. Cleared before a directory target, whose
     /// mount could cover one (plan targets never overlap, so it never does).
-    parents: Vec<(PathBuf, OwnedFd)>,
+    parents: Vec<(PathBuf, Rc<OwnedFd>)>,
     /// (device, inode) of the image's system directories, for directory targets.
     protected: Option<Vec<((u64, u64), PathBuf)>>,
     system_dirs: Vec<PathBuf>,
@@ -99,6 +100,10 @@ impl Rootfs {
 
     /// Opens `inner`, creating it and missing parents one component at a time, and checks it
     /// is of the wanted type and not on procfs or sysfs.
+    ///
+    /// A created file is not checked again: its fd is the one `O_CREAT|O_EXCL|O_NOFOLLOW`
+    /// returned (a new regular file, never an entry swapped in after), made in a directory
+    /// that passed these checks and [`MountRules::check`], on whose mount it then is.
     fn open_or_create(&mut self, inner: &Path, wanted: TargetType) -> Result<Target, ApplyError> {
         let target = match resolve_in_root(&self.fd, inner) {
             Ok(fd) => Target { fd, created: false },
@@ -110,12 +115,17 @@ impl Rootfs {
                     });
                 };
                 let parent_fd = self.checked_parent(parent)?;
-                self.create(&parent_fd, name, inner, wanted)?;
-                // The entry just made, through the directory it was made in (never followed).
+                let made = self.create(&parent_fd, name, inner, wanted)?;
+                self.parents
+                    .push((parent.to_path_buf(), Rc::clone(&parent_fd)));
+                if let Some(fd) = made {
+                    return Ok(Target { fd, created: true });
+                }
+                // The directory just made, through the directory it was made in (never
+                // followed).
                 let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                let fd = retry(|| rustix::fs::openat(&parent_fd, name, flags, Mode::empty()))
+                let fd = retry(|| rustix::fs::openat(&*parent_fd, name, flags, Mode::empty()))
                     .map_err(|e| resolve_error(inner, e))?;
-                self.parents.push((parent.to_path_buf(), parent_fd));
                 Target { fd, created: true }
             }
             Err(e) => return Err(resolve_error(inner, e)),
@@ -126,36 +136,36 @@ impl Rootfs {
 
     /// The directory `parent` (created when missing) on an allowed mount: from this run's
     /// cache, else opened and checked now.
-    fn checked_parent(&mut self, parent: &Path) -> Result<OwnedFd, ApplyError> {
+    fn checked_parent(&mut self, parent: &Path) -> Result<Rc<OwnedFd>, ApplyError> {
         if let Some(at) = self.parents.iter().position(|(p, _)| p == parent) {
             return Ok(self.parents.swap_remove(at).1);
         }
-        let fd = self.open_or_create(parent, TargetType::Directory)?.fd;
-        self.rules.check(&fd, parent)?;
-        Ok(fd)
+        let target = self.open_or_create(parent, TargetType::Directory)?;
+        if !target.created {
+            self.rules.check(&target.fd, parent)?;
+        }
+        Ok(Rc::new(target.fd))
     }
 
     /// Creates one entry in `parent_fd`, never following a symlink already named so (a
     /// dangling symlink makes this fail with EEXIST: the image put it there, we do not chase it).
+    /// Returns the fd of a created file (a mount target as good as an `O_PATH` one).
     fn create(
         &mut self,
-        parent_fd: &OwnedFd,
+        parent_fd: &Rc<OwnedFd>,
         name: &OsStr,
         inner: &Path,
         kind: TargetType,
-    ) -> Result<(), ApplyError> {
-        let parent = parent_fd.try_clone().map_err(|source| ApplyError::Io {
-            what: "duplicate a descriptor".into(),
-            source,
-        })?;
+    ) -> Result<Option<OwnedFd>, ApplyError> {
         let _as_owner = FsIdentity::become_(self.owner);
         let result = match kind {
             TargetType::Directory => {
-                retry(|| rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o755)))
+                retry(|| rustix::fs::mkdirat(&**parent_fd, name, Mode::from_raw_mode(0o755)))
+                    .map(|()| None)
             }
             TargetType::NonDirectory => retry(|| {
                 rustix::fs::openat(
-                    parent_fd,
+                    &**parent_fd,
                     name,
                     OFlags::CREATE
                         | OFlags::EXCL
@@ -164,10 +174,10 @@ impl Rootfs {
                         | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o644),
                 )
-                .map(drop)
+                .map(Some)
             }),
         };
-        result.map_err(|e| match e {
+        let made = result.map_err(|e| match e {
             // Only a dangling symlink can be there: resolution just said nothing exists.
             Errno::EXIST => ApplyError::Target {
                 path: inner.to_path_buf(),
@@ -178,11 +188,11 @@ impl Rootfs {
             e => ApplyError::io(format!("create {} in the container", inner.display()), e),
         })?;
         self.created.push(Created {
-            parent,
+            parent: Rc::clone(parent_fd),
             name: name.to_os_string(),
             kind,
         });
-        Ok(())
+        Ok(made)
     }
 
     /// A directory target must not be (through a symlink in the image) one of the image's
@@ -220,7 +230,7 @@ impl Rootfs {
     /// drop-in), so a failed run takes it back like the placeholders.
     pub(super) fn record_created(&mut self, parent: OwnedFd, name: &OsStr) {
         self.created.push(Created {
-            parent,
+            parent: Rc::new(parent),
             name: name.to_os_string(),
             kind: TargetType::NonDirectory,
         });
@@ -281,7 +291,7 @@ pub fn remove_created(created: Vec<Created>) {
             TargetType::NonDirectory => AtFlags::empty(),
         };
         // Best effort: a failure here must not hide the error that caused the cleanup.
-        let _ = retry(|| rustix::fs::unlinkat(&entry.parent, &entry.name, flags));
+        let _ = retry(|| rustix::fs::unlinkat(&*entry.parent, &entry.name, flags));
     }
 }
 

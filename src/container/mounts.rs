@@ -24,7 +24,13 @@ pub struct Mount {
 
 /// The mount table of the calling thread's mount namespace.
 pub fn current() -> std::io::Result<Vec<Mount>> {
-    std::fs::read("/proc/thread-self/mountinfo").map(|bytes| parse(&bytes))
+    // In few `read` calls: procfs reports size 0, so `std::fs::read` starts with 32 bytes and
+    // doubles (nine calls for 4 KiB), and each call takes the kernel's global mount lock
+    // again, on which parallel container starts (runc's mounts and ours) wait.
+    let mut table = Vec::with_capacity(64 * 1024);
+    let mut file = std::fs::File::open("/proc/thread-self/mountinfo")?;
+    std::io::Read::read_to_end(&mut file, &mut table)?;
+    Ok(parse(&table))
 }
 
 /// Parses mountinfo text; lines that are not UTF-8 or not well formed are left out.

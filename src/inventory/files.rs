@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use super::{
-    catalog, root_paths, support, DriverLibrary, HostFile, InventoryError, SupportFile, Utilities,
+    catalog, root_paths, support, DriverLibrary, HostFile, InventoryError, InventoryNeeds,
+    SupportFile, Utilities,
 };
 use crate::config::DriverConfig;
 
@@ -25,9 +26,10 @@ impl DriverFiles {
         config: &DriverConfig,
         libraries: &[DriverLibrary],
         driver_version: &str,
+        needs: &InventoryNeeds,
     ) -> Result<DriverFiles, InventoryError> {
         let root = root_paths::DriverRoot::open(&config.root)?;
-        let (binaries, skipped_binaries) = find_binaries(&root, config);
+        let (binaries, skipped_binaries) = find_binaries(&root, config, needs);
         let found = |path: &Path, want_dir: bool| {
             root.existing(path)
                 .filter(|host_path| host_path.is_dir() == want_dir)
@@ -45,17 +47,21 @@ impl DriverFiles {
                 .filter_map(|path| found(Path::new(path), false))
                 .collect(),
             mps_pipe_dir: found(&config.mps_pipe_dir, true),
-            support_files: support::find(&root, config, libraries, driver_version),
+            support_files: support::find(&root, config, libraries, driver_version, needs),
         })
     }
 }
 
 /// Each utility's first ELF executable in `driver.binary-dirs`; and, for a utility with none,
 /// the first non-ELF file of its name (a host wrapper script, skipped on purpose).
-fn find_binaries(root: &root_paths::DriverRoot, config: &DriverConfig) -> (Utilities, Utilities) {
+fn find_binaries(
+    root: &root_paths::DriverRoot,
+    config: &DriverConfig,
+    needs: &InventoryNeeds,
+) -> (Utilities, Utilities) {
     let mut found = Vec::new();
     let mut skipped = Vec::new();
-    for name in catalog::all_binaries() {
+    for name in catalog::all_binaries().filter(|name| needs.wants_binary(name)) {
         let candidates = || config.binary_dirs.iter().map(|dir| dir.join(name));
         if let Some(path) = candidates().find_map(|path| root.elf_executable(&path)) {
             found.push((name, path));

@@ -9,6 +9,7 @@ pub mod drm;
 mod files;
 mod gpus;
 pub mod ldcache;
+mod libraries;
 pub mod mig;
 mod native;
 pub mod proc_driver;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog;
 use crate::config::DriverConfig;
+use crate::request::{CapabilitySet, DriverCapability};
 use drm::device_node;
 use files::DriverFiles;
 pub use gpus::{Gpu, UnusableGpu};
@@ -65,6 +67,38 @@ pub struct InventoryNeeds {
     /// Only what names the device nodes (the runtime shim's need): no libraries (unless `mig`
     /// needs NVML), utilities, firmware, sockets or graphics files are looked for.
     pub devices_only: bool,
+    /// Only the files of these capabilities (the hook's request); `None`: every capability's
+    /// (the admin commands and CDI generation list everything). The libraries NVML and
+    /// libcuda are loaded from come whatever this says, when `gpu_details`, `mig` or
+    /// `cuda_version` need them.
+    pub capabilities: Option<CapabilitySet>,
+    /// The MPS control binary and libcuda (the directory it runs with) whatever
+    /// `capabilities` says: a memory cap may start an MPS daemon for the container.
+    pub mps_daemon: bool,
+}
+
+impl InventoryNeeds {
+    /// Whether the files of `capability` are to be looked for.
+    pub fn wants(&self, capability: DriverCapability) -> bool {
+        self.capabilities
+            .map_or(true, |set| set.contains(capability))
+    }
+
+    /// Whether the utility `name` is to be looked for.
+    pub(super) fn wants_binary(&self, name: &str) -> bool {
+        (self.mps_daemon && name == catalog::MPS_CONTROL)
+            || catalog::capability_of_binary(name).is_some_and(|c| self.wants(c))
+    }
+
+    /// Whether the libraries whose soname starts with `prefix` are to be looked for.
+    pub(super) fn wants_library(&self, prefix: &str) -> bool {
+        let loaded = match prefix {
+            "libnvidia-ml.so" => self.gpu_details || self.mig,
+            "libcuda.so" => self.cuda_version || self.mps_daemon,
+            _ => false,
+        };
+        loaded || catalog::capability_of_library(prefix).is_some_and(|c| self.wants(c))
+    }
 }
 
 /// A device node on the host.
@@ -179,11 +213,11 @@ impl Inventory {
             .collect();
         let libraries = match needs.devices_only && !needs.mig {
             true => Vec::new(),
-            false => read_libraries(config, &driver_version)?,
+            false => libraries::read_libraries(config, &driver_version, &needs)?,
         };
         let files = match needs.devices_only {
             true => DriverFiles::default(),
-            false => DriverFiles::read(config, &libraries, &driver_version)?,
+            false => DriverFiles::read(config, &libraries, &driver_version, &needs)?,
         };
         let imex_channels = read_imex_channels(&config.dev_root);
         let mut inventory = Inventory {
@@ -281,78 +315,3 @@ fn read_imex_channels(dev_root: &Path) -> Vec<(u32, DeviceNode)> {
 
 /// Where IMEX channel nodes live under `/dev`.
 pub const IMEX_CHANNEL_DIR: &str = "nvidia-caps-imex-channels";
-
-/// The catalog prefix a driver library's soname starts with (`libcuda.so` for
-/// `libcuda.so.1`), if it is one.
-fn library_prefix(soname: &[u8]) -> Option<&'static str> {
-    catalog::all_library_prefixes().find(|p| {
-        soname
-            .strip_prefix(p.as_bytes())
-            .is_some_and(|rest| rest.first() == Some(&b'.'))
-    })
-}
-
-fn read_libraries(
-    config: &DriverConfig,
-    driver_version: &str,
-) -> Result<Vec<DriverLibrary>, InventoryError> {
-    let cache_path = root_paths::join(&config.root, &config.ldcache);
-    let data = std::fs::read(&cache_path).map_err(|e| InventoryError::LdCache {
-        path: cache_path.clone(),
-        message: e.to_string(),
-    })?;
-    // Only the driver's entries are copied out of the host's (possibly large) cache.
-    let entries = ldcache::parse_matching(&data, |soname| library_prefix(soname).is_some())
-        .map_err(|e| InventoryError::LdCache {
-            path: cache_path.clone(),
-            message: e.to_string(),
-        })?;
-    let root = root_paths::DriverRoot::open(&config.root)?;
-    let version_suffix = format!(".so.{driver_version}");
-    let mut libraries: Vec<DriverLibrary> = Vec::new();
-    for entry in entries {
-        // The host's 64-bit ABI, or its 32-bit one (compat32); never x32 or a foreign one.
-        let is_64bit = match crate::arch::Arch::host().library_abi(entry.flags) {
-            crate::arch::LibraryAbi::Native => true,
-            crate::arch::LibraryAbi::Compat32 => false,
-            crate::arch::LibraryAbi::Foreign => continue,
-        };
-        let Some(prefix) = library_prefix(entry.soname.as_bytes()) else {
-            continue;
-        };
-        let Some(host_path) = root.regular_file(&entry.path) else {
-            continue;
-        };
-        let Some(file_name) = host_path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        // Only the files of this driver version: a stale library of an older driver left
-        // beside it would fail at run time with a version mismatch.
-        if !file_name.ends_with(&version_suffix) {
-            continue;
-        }
-        let file_name = file_name.to_string();
-        if libraries
-            .iter()
-            .any(|l| l.file_name == file_name && l.is_64bit == is_64bit)
-        {
-            continue;
-        }
-        libraries.push(DriverLibrary {
-            prefix,
-            host_path,
-            file_name,
-            is_64bit,
-            soname: entry.soname,
-            cache_flags: entry.flags as i32,
-            osversion: entry.osversion,
-        });
-    }
-    if libraries.is_empty() {
-        return Err(InventoryError::NoLibraries {
-            version: driver_version.to_string(),
-            cache: cache_path,
-        });
-    }
-    Ok(libraries)
-}

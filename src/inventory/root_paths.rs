@@ -18,6 +18,11 @@ pub fn join(root: &Path, inner: &Path) -> PathBuf {
 
 /// Opens `inner` (a path inside `root_fd`) with `O_PATH`, symlinks resolved inside the root.
 pub fn resolve_in_root(root_fd: impl AsFd, inner: &Path) -> rustix::io::Result<OwnedFd> {
+    open_in_root(root_fd, inner, OFlags::PATH)
+}
+
+/// The same, opened with `flags` (and `O_CLOEXEC`).
+fn open_in_root(root_fd: impl AsFd, inner: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
     let relative = inner.strip_prefix("/").unwrap_or(inner);
     let relative = if relative.as_os_str().is_empty() {
         Path::new(".")
@@ -30,7 +35,7 @@ pub fn resolve_in_root(root_fd: impl AsFd, inner: &Path) -> rustix::io::Result<O
         let result = rustix::fs::openat2(
             root_fd,
             relative,
-            OFlags::PATH | OFlags::CLOEXEC,
+            flags | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         );
@@ -78,11 +83,19 @@ impl DriverRoot {
     /// always ELF; a script of the same name is a host-side wrapper (it execs a host path
     /// that does not exist in a container), so it is skipped.
     pub fn elf_executable(&self, inner: &Path) -> Option<PathBuf> {
-        let path = self.regular_file(inner)?;
+        // Opened for reading right away (not `O_PATH`, then again by path): the magic is read
+        // from the very file resolved. `O_NONBLOCK`: a FIFO of that name must not hang us.
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = open_in_root(&self.fd, inner, flags).ok()?;
+        let stat = rustix::fs::fstat(&fd).ok()?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return None;
+        }
         let mut magic = [0u8; 4];
-        let mut file = std::fs::File::open(&path).ok()?;
-        std::io::Read::read_exact(&mut file, &mut magic).ok()?;
-        (&magic == b"\x7fELF").then_some(path)
+        let read = rustix::io::read(&fd, &mut magic).ok()?;
+        (read == magic.len() && &magic == b"\x7fELF")
+            .then(|| host_path_of(&fd))
+            .flatten()
     }
 
     /// The host path of `inner` if it resolves to a regular file.

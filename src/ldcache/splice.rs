@@ -111,8 +111,6 @@ struct Entry<'a> {
     path: &'a [u8],
     osversion: u32,
     hwcap: u64,
-    /// The raw 24 bytes.
-    raw: &'a [u8],
 }
 
 impl Entry<'_> {
@@ -143,24 +141,28 @@ impl<'a> Table<'a> {
         c_string(&self.file[..self.strings_end], offset).ok()
     }
 
+    /// Each entry's raw 24 bytes.
+    fn raw_entries(&self) -> std::slice::ChunksExact<'a, u8> {
+        self.file[HEADER_LEN..self.strings_at].chunks_exact(ENTRY_LEN)
+    }
+
     /// Each entry, `None` for one this splice does not take (bad strings, `glibc-hwcaps`).
     fn entries(&self) -> impl Iterator<Item = Option<Entry<'a>>> + '_ {
-        self.file[HEADER_LEN..self.strings_at]
-            .chunks_exact(ENTRY_LEN)
-            .map(|raw| {
-                let hwcap = read_u64(raw, 16);
-                if names_subdir(hwcap) {
-                    return None;
-                }
-                Some(Entry {
-                    flags: read_u32(raw, 0) as i32,
-                    soname: self.string(read_u32(raw, 4))?,
-                    path: self.string(read_u32(raw, 8))?,
-                    osversion: read_u32(raw, 12),
-                    hwcap,
-                    raw,
-                })
-            })
+        self.raw_entries().map(|raw| self.entry(raw))
+    }
+
+    fn entry(&self, raw: &'a [u8]) -> Option<Entry<'a>> {
+        let hwcap = read_u64(raw, 16);
+        if names_subdir(hwcap) {
+            return None;
+        }
+        Some(Entry {
+            flags: read_u32(raw, 0) as i32,
+            soname: self.string(read_u32(raw, 4))?,
+            path: self.string(read_u32(raw, 8))?,
+            osversion: read_u32(raw, 12),
+            hwcap,
+        })
     }
 
     /// Whether every entry is one this splice takes, in the loader's order, and none has the
@@ -174,7 +176,13 @@ impl<'a> Table<'a> {
             let out_of_order = previous
                 .as_ref()
                 .is_some_and(|p| key_order(&p.key(), &entry.key()) == Ordering::Greater);
-            if out_of_order || added.iter().any(|a| a.path == entry.path) {
+            // Last bytes first: thousands of an image's paths share a long prefix with ours.
+            let same_path = |a: &CacheEntry| {
+                a.path.len() == entry.path.len()
+                    && a.path.last() == entry.path.last()
+                    && a.path == entry.path
+            };
+            if out_of_order || added.iter().any(same_path) {
                 return false;
             }
             previous = Some(entry);
@@ -217,14 +225,22 @@ fn splice<'a>(table: &Table<'a>, added: &[CacheEntry], generator: Option<&[u8]>)
     head.extend_from_slice(&(extension_at as u32).to_ne_bytes());
     head.resize(HEADER_LEN, 0);
     let mut next = rows.iter().peekable();
-    for entry in table.entries().flatten() {
-        // Each added entry goes before the first existing one it does not sort after.
-        while let Some(row) =
-            next.next_if(|row| key_order(&entry.key(), &sort_key(row.0, &[])) != Ordering::Less)
-        {
-            push_added(&mut head, row);
+    for raw in table.raw_entries() {
+        // Each added entry goes before the first existing one it does not sort after; once
+        // all are placed, the rest of the table is only moved (its strings are not read again:
+        // `takes` checked them all).
+        if next.peek().is_some() {
+            let Some(entry) = table.entry(raw) else {
+                continue;
+            };
+            let after = |row: &&(&CacheEntry, u32, u32)| {
+                key_order(&entry.key(), &sort_key(row.0, &[])) != Ordering::Less
+            };
+            while let Some(row) = next.next_if(after) {
+                push_added(&mut head, row);
+            }
         }
-        push_moved(&mut head, entry.raw, shift);
+        push_moved(&mut head, raw, shift);
     }
     for row in next {
         push_added(&mut head, row);

@@ -323,7 +323,7 @@ fn daemon_launch<'a>(
     let control = inventory
         .binaries
         .iter()
-        .find(|(name, _)| *name == "nvidia-cuda-mps-control")
+        .find(|(name, _)| *name == crate::catalog::MPS_CONTROL)
         .map(|(_, path)| path.as_path())
         .ok_or_else(|| CapError::Unavailable {
             what: "the driver's nvidia-cuda-mps-control".into(),

@@ -75,6 +75,24 @@ impl<'de> Deserialize<'de> for DriverCapability {
 /// A set of capabilities, kept sorted so plans and logs are stable.
 pub type DriverCapabilities = BTreeSet<DriverCapability>;
 
+/// A set of capabilities as bits: `Copy`, for what the inventory is asked to look for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapabilitySet(u8);
+
+impl CapabilitySet {
+    pub fn of<'a>(capabilities: impl IntoIterator<Item = &'a DriverCapability>) -> CapabilitySet {
+        CapabilitySet(capabilities.into_iter().fold(0, |bits, c| bits | bit(*c)))
+    }
+
+    pub fn contains(self, capability: DriverCapability) -> bool {
+        self.0 & bit(capability) != 0
+    }
+}
+
+fn bit(capability: DriverCapability) -> u8 {
+    1 << capability as u8
+}
+
 /// What a container gets when it names no capability.
 pub const DEFAULT_CAPABILITIES: [DriverCapability; 2] =
     [DriverCapability::Utility, DriverCapability::Compute];
@@ -111,6 +129,21 @@ pub fn parse_capabilities(
 mod tests {
     use super::*;
     use DriverCapability::*;
+
+    #[test]
+    fn a_capability_set_holds_exactly_its_members() {
+        let set = CapabilitySet::of(&[Compute, Ngx]);
+        for capability in DriverCapability::ALL {
+            assert_eq!(
+                set.contains(capability),
+                matches!(capability, Compute | Ngx),
+                "{capability}"
+            );
+        }
+        let all = CapabilitySet::of(&DriverCapability::ALL);
+        assert!(DriverCapability::ALL.iter().all(|c| all.contains(*c)));
+        assert!(!CapabilitySet::default().contains(Compute));
+    }
 
     fn parse(value: Option<&str>) -> Result<Vec<DriverCapability>, RequestError> {
         parse_capabilities(value, &DriverCapability::ALL).map(|s| s.into_iter().collect())

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{Capability, Spec};
 
-pub use capabilities::{parse_capabilities, DriverCapabilities, DriverCapability};
+pub use capabilities::{parse_capabilities, CapabilitySet, DriverCapabilities, DriverCapability};
 pub use devices::{parse_visible_devices, DeviceSelector, VisibleDevices};
 pub use mig::{MigAccess, MIG_CONFIG_ENV, MIG_MONITOR_ENV};
 pub use requirements::{
