@@ -18,6 +18,7 @@
 mod bpf;
 pub mod cgroup;
 pub mod confined;
+mod fs_identity;
 pub mod ld_cache;
 pub mod ld_conf;
 pub mod ldconfig;

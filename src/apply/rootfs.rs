@@ -13,6 +13,7 @@ use std::rc::Rc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+pub(super) use super::fs_identity::FsIdentity;
 use super::placement::MountRules;
 use super::ApplyError;
 use crate::inventory::resolve_in_root;
@@ -246,39 +247,6 @@ impl Rootfs {
         let mut created = std::mem::take(&mut self.created);
         created.reverse();
         created
-    }
-}
-
-/// The thread's filesystem uid and gid set to `ids` for as long as this lives (a no-op for
-/// root). Switching the fsuid away from 0 also takes the file capabilities (DAC override and
-/// the like) out of the effective set; switching back restores them.
-pub(super) struct FsIdentity {
-    changed: bool,
-}
-
-impl FsIdentity {
-    pub(super) fn become_(ids: (u32, u32)) -> FsIdentity {
-        if ids == (0, 0) {
-            return FsIdentity { changed: false };
-        }
-        // SAFETY: setfsgid/setfsuid only change this thread's filesystem ids.
-        unsafe {
-            libc::setfsgid(ids.1);
-            libc::setfsuid(ids.0);
-        }
-        FsIdentity { changed: true }
-    }
-}
-
-impl Drop for FsIdentity {
-    fn drop(&mut self) {
-        if self.changed {
-            // SAFETY: as above, back to root.
-            unsafe {
-                libc::setfsuid(0);
-                libc::setfsgid(0);
-            }
-        }
     }
 }
 
