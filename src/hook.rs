@@ -12,10 +12,7 @@ use crate::inventory::{container_layout, Inventory, InventoryError, InventoryNee
 use crate::memcap::{self, CapError};
 use crate::plan::{self, ContainerLayout, PlanError};
 use crate::request::memory::MemoryLimit;
-use crate::request::{
-    self, CapabilitySet, ContainerFacts, ContainerRequest, RequestError, RequestPolicy,
-    RequirementKey,
-};
+use crate::request::{self, ContainerFacts, ContainerRequest, RequestError, RequestPolicy};
 use crate::vendor::{self, VendorError, VendorPlan};
 
 #[derive(Debug, thiserror::Error)]
@@ -151,15 +148,7 @@ fn run_nvidia(
     memory: &request::memory::MemoryRequest,
     vendors: Option<(VendorPlan, Vec<(vendor::Vendor, MemoryLimit)>)>,
 ) -> Result<Outcome, HookError> {
-    let needs = InventoryNeeds {
-        cuda_version: request.needs(RequirementKey::Cuda),
-        gpu_details: request.needs(RequirementKey::Arch) || request.needs(RequirementKey::Brand),
-        mig: request.needs_mig(),
-        devices_only: false,
-        capabilities: Some(CapabilitySet::of(&request.capabilities)),
-        mps_daemon: true,
-    };
-    let inventory = Inventory::read(&config.driver, needs)?;
+    let inventory = Inventory::read(&config.driver, InventoryNeeds::for_request(request))?;
     let mut plan = plan::plan(request, &inventory, layout)?;
     let target = memcap::Target {
         id: &state.id,

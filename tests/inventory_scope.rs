@@ -1,7 +1,7 @@
 //! The hook reads only the driver files of the capabilities a container asks for (a third of
 //! the lookups for the default `compute,utility`): against the simulated driver, with each
-//! capability set, the plan built from that scoped inventory must be exactly the plan built
-//! from the full one, and the scoped inventory must hold no file of another capability.
+//! capability set, the plan built from the hook's own scoped inventory
+//! (`InventoryNeeds::for_request`) must be exactly the plan built from the full one, and the scoped inventory must hold no file of another capability.
 
 mod support;
 
@@ -12,8 +12,7 @@ use gpuhook::config::Config;
 use gpuhook::inventory::{Inventory, InventoryNeeds};
 use gpuhook::plan::{self, ContainerLayout};
 use gpuhook::request::{
-    container_request, CapabilitySet, ContainerFacts, ContainerRequest, DriverCapability,
-    RequestPolicy,
+    container_request, ContainerFacts, ContainerRequest, DriverCapability, RequestPolicy,
 };
 use support::*;
 
@@ -31,14 +30,6 @@ fn request(config: &Config, capabilities: &str) -> ContainerRequest {
     container_request(&facts, &RequestPolicy::from(config))
         .unwrap()
         .unwrap()
-}
-
-fn scoped(request: &ContainerRequest) -> InventoryNeeds {
-    InventoryNeeds {
-        capabilities: Some(CapabilitySet::of(&request.capabilities)),
-        mps_daemon: true,
-        ..InventoryNeeds::default()
-    }
 }
 
 #[test]
@@ -67,7 +58,8 @@ fn a_scoped_inventory_plans_exactly_what_the_full_one_does() {
         "all",
     ] {
         let request = request(&config, capabilities);
-        let inventory = Inventory::read(&config.driver, scoped(&request)).unwrap();
+        let inventory =
+            Inventory::read(&config.driver, InventoryNeeds::for_request(&request)).unwrap();
         assert_eq!(
             plan::plan(&request, &inventory, &layout),
             plan::plan(&request, &full, &layout),
@@ -99,8 +91,11 @@ fn a_scoped_inventory_plans_exactly_what_the_full_one_does() {
         assert!(inventory.libraries.len() <= full.libraries.len());
     }
     // The default request leaves most of the driver unread.
-    let default =
-        Inventory::read(&config.driver, scoped(&request(&config, "compute,utility"))).unwrap();
+    let default = Inventory::read(
+        &config.driver,
+        InventoryNeeds::for_request(&request(&config, "compute,utility")),
+    )
+    .unwrap();
     assert!(
         default.libraries.len() * 2 < full.libraries.len(),
         "{} of {} libraries read for compute,utility",

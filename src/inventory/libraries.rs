@@ -35,21 +35,17 @@ pub(super) fn read_libraries(
                 message: e.to_string(),
             })?
             .into_iter()
-            .partition(|e| {
-                library_prefix(e.soname.as_bytes()).is_some_and(|p| needs.wants_library(p))
-            });
+            .filter_map(|e| library_prefix(e.soname.as_bytes()).map(|prefix| (prefix, e)))
+            .partition(|(prefix, _)| needs.wants_library(prefix));
     let root = root_paths::DriverRoot::open(&config.root)?;
     let version_suffix = format!(".so.{driver_version}");
     let mut libraries: Vec<DriverLibrary> = Vec::new();
-    for entry in entries {
+    for (prefix, entry) in entries {
         // The host's 64-bit ABI, or its 32-bit one (compat32); never x32 or a foreign one.
         let is_64bit = match crate::arch::Arch::host().library_abi(entry.flags) {
             crate::arch::LibraryAbi::Native => true,
             crate::arch::LibraryAbi::Compat32 => false,
             crate::arch::LibraryAbi::Foreign => continue,
-        };
-        let Some(prefix) = library_prefix(entry.soname.as_bytes()) else {
-            continue;
         };
         // The cache lists a soname once per directory that has it (`/usr/lib64` and the
         // `/lib` link to it): the first of this driver's version wins, as for the loader.
@@ -81,7 +77,7 @@ pub(super) fn read_libraries(
     let has_others = || {
         unwanted
             .iter()
-            .any(|e| this_version(&root, &e.path, &version_suffix).is_some())
+            .any(|(_, e)| this_version(&root, &e.path, &version_suffix).is_some())
     };
     if libraries.is_empty() && !has_others() {
         return Err(InventoryError::NoLibraries {

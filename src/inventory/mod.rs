@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog;
 use crate::config::DriverConfig;
-use crate::request::{CapabilitySet, DriverCapability};
+use crate::request::{CapabilitySet, ContainerRequest, DriverCapability, RequirementKey};
 use drm::device_node;
 use files::DriverFiles;
 pub use gpus::{Gpu, UnusableGpu};
@@ -78,6 +78,20 @@ pub struct InventoryNeeds {
 }
 
 impl InventoryNeeds {
+    /// What the hook needs for `request`: the files of its capabilities (and of a memory
+    /// cap's MPS daemon), and NVML or libcuda only where its requirements or MIG devices ask.
+    pub fn for_request(request: &ContainerRequest) -> InventoryNeeds {
+        InventoryNeeds {
+            cuda_version: request.needs(RequirementKey::Cuda),
+            gpu_details: request.needs(RequirementKey::Arch)
+                || request.needs(RequirementKey::Brand),
+            mig: request.needs_mig(),
+            devices_only: false,
+            capabilities: Some(CapabilitySet::of(&request.capabilities)),
+            mps_daemon: true,
+        }
+    }
+
     /// Whether the files of `capability` are to be looked for.
     pub fn wants(&self, capability: DriverCapability) -> bool {
         self.capabilities

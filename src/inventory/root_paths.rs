@@ -85,12 +85,7 @@ impl DriverRoot {
     pub fn elf_executable(&self, inner: &Path) -> Option<PathBuf> {
         // Opened for reading right away (not `O_PATH`, then again by path): the magic is read
         // from the very file resolved. `O_NONBLOCK`: a FIFO of that name must not hang us.
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let fd = open_in_root(&self.fd, inner, flags).ok()?;
-        let stat = rustix::fs::fstat(&fd).ok()?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return None;
-        }
+        let fd = self.open_regular(inner, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?;
         let mut magic = [0u8; 4];
         let read = rustix::io::read(&fd, &mut magic).ok()?;
         (read == magic.len() && &magic == b"\x7fELF")
@@ -100,12 +95,14 @@ impl DriverRoot {
 
     /// The host path of `inner` if it resolves to a regular file.
     pub fn regular_file(&self, inner: &Path) -> Option<PathBuf> {
-        let fd = resolve_in_root(&self.fd, inner).ok()?;
+        host_path_of(&self.open_regular(inner, OFlags::PATH)?)
+    }
+
+    /// `inner` opened with `flags`, if it resolves to a regular file.
+    fn open_regular(&self, inner: &Path, flags: OFlags) -> Option<OwnedFd> {
+        let fd = open_in_root(&self.fd, inner, flags).ok()?;
         let stat = rustix::fs::fstat(&fd).ok()?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return None;
-        }
-        host_path_of(&fd)
+        (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then_some(fd)
     }
 }
 
