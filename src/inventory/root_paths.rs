@@ -83,11 +83,14 @@ impl DriverRoot {
     /// always ELF; a script of the same name is a host-side wrapper (it execs a host path
     /// that does not exist in a container), so it is skipped.
     pub fn elf_executable(&self, inner: &Path) -> Option<PathBuf> {
-        // Opened for reading right away (not `O_PATH`, then again by path): the magic is read
-        // from the very file resolved. `O_NONBLOCK`: a FIFO of that name must not hang us.
-        let fd = self.open_regular(inner, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?;
+        // Resolved with `O_PATH` and known to be a regular file before it is opened for
+        // reading (opening a device node can act on the device); reopened through its fd, so
+        // the magic is read from the very file resolved, not from a path looked up again.
+        let fd = self.open_regular(inner, OFlags::PATH)?;
+        let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        let file = rustix::fs::open(link, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
         let mut magic = [0u8; 4];
-        let read = rustix::io::read(&fd, &mut magic).ok()?;
+        let read = rustix::io::read(&file, &mut magic).ok()?;
         (read == magic.len() && &magic == b"\x7fELF")
             .then(|| host_path_of(&fd))
             .flatten()
@@ -115,6 +118,38 @@ fn host_path_of(fd: &OwnedFd) -> Option<PathBuf> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_utility_that_is_not_a_regular_file_is_never_opened() {
+        // A FIFO shows an open: a writer blocked in open(2) returns once a reader opened it.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("usr/bin")).unwrap();
+        let fifo = dir.path().join("usr/bin/nvidia-smi");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+        let (opened, writer_opened) = std::sync::mpsc::channel();
+        let writer_path = fifo.clone();
+        std::thread::spawn(move || {
+            let writer = std::fs::OpenOptions::new().write(true).open(&writer_path);
+            let _ = opened.send(writer.is_ok());
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let root = DriverRoot::open(dir.path()).unwrap();
+        assert_eq!(root.elf_executable(Path::new("/usr/bin/nvidia-smi")), None);
+        assert_eq!(root.regular_file(Path::new("/usr/bin/nvidia-smi")), None);
+        let wait = std::time::Duration::from_millis(300);
+        assert!(
+            writer_opened.recv_timeout(wait).is_err(),
+            "the FIFO was opened for reading"
+        );
+        // Let the writer go.
+        let _reader = std::fs::File::open(&fifo).unwrap();
+        assert_eq!(
+            writer_opened.recv_timeout(std::time::Duration::from_secs(10)),
+            Ok(true)
+        );
+    }
 
     #[test]
     fn absolute_symlinks_resolve_inside_the_root() {
